@@ -1,0 +1,121 @@
+"""Downloads for the full profile: URL + sha256 -> a verified file in the cache, or a clear error.
+
+Like d2l's data hub, every remote asset is a name mapped to a URL and a checksum. A
+download is written to ``<name>.part`` and only renamed into place once its checksum
+matches, so a failed or interrupted download never leaves a half-written file where
+the loader would take it for a good one. Archives are extracted into a temporary
+folder that is renamed into place only when extraction finished.
+
+>>> import hashlib, tempfile
+>>> from pathlib import Path
+>>> src = Path(tempfile.mkdtemp()) / "hello.txt"
+>>> _ = src.write_text("hello")
+>>> digest = hashlib.sha256(b"hello").hexdigest()
+>>> path = download(src.as_uri(), Path(tempfile.mkdtemp()) / "hello.txt", sha256=digest)
+>>> path.read_text()
+'hello'
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tarfile
+import tempfile
+import urllib.request
+import zipfile
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+
+class DownloadError(RuntimeError):
+    """A download or extraction failed; the message says how to get the files by hand."""
+
+
+def sha256sum(path: Path, chunk: int = 1 << 20) -> str:
+    """Hex sha256 of a file, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _help(url: str, dest: Path, manual: str | None) -> str:
+    by_hand = manual or f"download {url} yourself and save it as {dest}"
+    return (
+        f"To continue: {by_hand}; or set the cache folder with AUDIOX_CACHE; or run the course "
+        f"without network with AUDIOX_PROFILE=offline (SynthSounds, the keyword set and the shipped tiny models)."
+    )
+
+
+def download(
+    url: str,
+    dest: Path,
+    *,
+    sha256: str | None,
+    manual: str | None = None,
+    timeout: float = 60.0,
+) -> Path:
+    """Fetch ``url`` to ``dest`` unless a file with the right checksum is already there.
+
+    Args:
+        url: http(s) or file URL.
+        dest: final path in the cache.
+        sha256: expected hex digest; ``None`` only for assets whose publisher gives none
+            (the digest is then printed so it can be pinned).
+        manual: how to obtain the file by hand, for the error message.
+    """
+    dest = Path(dest)
+    if dest.exists():
+        if sha256 is None or sha256sum(dest) == sha256:
+            return dest
+        dest.unlink()  # a wrong file in the cache is as bad as none: fetch again
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = dest.with_name(dest.name + ".part")
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response, open(part, "wb") as out:
+            total = int(response.headers.get("Content-Length") or 0) or None
+            with tqdm(total=total, unit="B", unit_scale=True, desc=dest.name, disable=total is None) as bar:
+                while block := response.read(1 << 20):
+                    out.write(block)
+                    bar.update(len(block))
+        got = sha256sum(part)
+        if sha256 is not None and got != sha256:
+            raise DownloadError(f"checksum mismatch for {url}: expected sha256 {sha256}, got {got}.")
+        if sha256 is None:
+            print(f"{dest.name}: sha256 {got} (no published checksum; pin this one)")
+        os.replace(part, dest)
+    except BaseException as err:
+        part.unlink(missing_ok=True)
+        if isinstance(err, KeyboardInterrupt):
+            raise
+        reason = err if isinstance(err, DownloadError) else f"{type(err).__name__}: {err}"
+        raise DownloadError(f"could not download {url} to {dest} ({reason}). {_help(url, dest, manual)}") from err
+    return dest
+
+
+def extract(archive: Path, dest_dir: Path) -> Path:
+    """Unpack a zip or tar archive into ``dest_dir`` atomically (all or nothing)."""
+    archive, dest_dir = Path(archive), Path(dest_dir)
+    if dest_dir.exists():
+        return dest_dir
+    tmp = Path(tempfile.mkdtemp(prefix=dest_dir.name + ".", dir=dest_dir.parent))
+    try:
+        if zipfile.is_zipfile(archive):
+            with zipfile.ZipFile(archive) as zf:
+                zf.extractall(tmp)
+        elif tarfile.is_tarfile(archive):
+            with tarfile.open(archive) as tf:
+                tf.extractall(tmp, filter="data")
+        else:
+            raise DownloadError(f"{archive} is neither a zip nor a tar archive; delete it and download again.")
+        os.replace(tmp, dest_dir)
+    except BaseException as err:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(err, (DownloadError, KeyboardInterrupt)):
+            raise
+        raise DownloadError(f"could not extract {archive} ({err}); delete it and download again.") from err
+    return dest_dir
