@@ -100,6 +100,11 @@ def validate(
         if batched and wave.ndim == 1:
             raise ValueError(f"{name} has shape {tuple(wave.shape)}; a batch needs [batch, time]: use wave[None].")
         raise ValueError(f"{name} has shape {tuple(wave.shape)}; expected {'[batch, time]' if batched else '[time]'}.")
+    if batched and wave.shape[-1] <= 8 < wave.shape[0]:
+        raise ValueError(
+            f"{name} has shape {tuple(wave.shape)}, which looks like [time, channels] (stereo) audio; "
+            f"the model needs mono [batch, time]: use audiox.audio.to_mono(wave.T)[None]."
+        )
     if wave.shape[-1] == 0 or (batched and wave.shape[0] == 0):
         raise ValueError(f"{name} is empty (shape {tuple(wave.shape)}); pass at least {min_seconds} s of audio.")
     if not torch.is_floating_point(wave):

@@ -119,3 +119,38 @@ def extract(archive: Path, dest_dir: Path) -> Path:
             raise
         raise DownloadError(f"could not extract {archive} ({err}); delete it and download again.") from err
     return dest_dir
+
+
+def find_dataset_root(folder: Path, marker: str) -> Path | None:
+    """``folder`` or its single sub-folder (an archive's top folder) that holds ``marker``."""
+    folder = Path(folder)
+    if (folder / marker).exists():
+        return folder
+    if folder.is_dir():
+        inside = [child for child in folder.iterdir() if child.is_dir() and (child / marker).exists()]
+        if len(inside) == 1:
+            return inside[0]
+    return None
+
+
+def download_and_extract(url: str, sha256: str | None, folder: Path, manual: str) -> Path:
+    """Download an archive next to ``folder``, verify it, unpack it into ``folder``, drop the archive.
+
+    All or nothing: a failed download, checksum or extraction raises :class:`DownloadError`
+    (with ``manual``, how to place the files by hand) and leaves neither the archive nor a
+    partly unpacked folder in the cache. The archive is deleted once unpacked; the
+    unpacked folder is what later runs read.
+    """
+    folder = Path(folder)
+    archive = folder.with_name(folder.name + "-" + url.rsplit("/", 1)[-1])
+    download(url, archive, sha256=sha256, manual=manual)
+    try:
+        extract(archive, folder)
+    except DownloadError as err:
+        raise DownloadError(
+            f"{url} was downloaded but could not be unpacked ({err}); the archive was removed from the cache. "
+            f"To continue: {manual}; or run without network with AUDIOX_PROFILE=offline."
+        ) from err
+    finally:
+        archive.unlink(missing_ok=True)  # a bad archive must not be reused; a good one is no longer needed
+    return folder

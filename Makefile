@@ -1,0 +1,49 @@
+# The two README commands: `make course` (run the course) and `make test` (what CI runs).
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+# CUDA builds from PyPI: they also run on CPU, and unlike the CPU wheel they load torchaudio.
+TORCH_PINS := torch==2.11.0 torchaudio==2.11.0 torchvision==0.26.0
+STAMP  := $(VENV)/.audiox-installed
+export AUDIOX_PROFILE ?= offline
+# No hub downloads in tests or CI: the full-profile loaders are tested on local fixtures.
+TEST_ENV := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 MPLBACKEND=Agg PYTHONHASHSEED=0
+
+.PHONY: install course test test-unit test-notebooks notebooks bench zoo clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml Makefile | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet $(TORCH_PINS)
+	$(BIN)/python -m pip install --quiet -e ".[full,dev]"
+	# laion-clap declares numpy<2 but runs with numpy 2: install it without its pins.
+	$(BIN)/python -m pip install --quiet --no-deps laion-clap==1.1.7
+	$(BIN)/python -m ipykernel install --user --name audiox --display-name "Python (audiox)" >/dev/null
+	touch $(STAMP)
+
+install: $(STAMP)
+
+course: install
+	$(BIN)/jupyter lab notebooks/
+
+test: install
+	$(TEST_ENV) $(BIN)/python -m pytest -p no:cacheprovider tests audiox --nbval-lax --nbval-current-env notebooks
+
+test-unit: install
+	$(TEST_ENV) $(BIN)/python -m pytest tests audiox
+
+test-notebooks: install
+	$(TEST_ENV) $(BIN)/python -m pytest --nbval-lax --nbval-current-env notebooks
+
+# Re-execute every notebook in place (outputs committed so plots render on GitHub).
+notebooks: install
+	$(BIN)/python benchmarks/notebooks.py --inplace
+
+bench: install
+	$(BIN)/python benchmarks/synth.py
+	$(BIN)/python benchmarks/notebooks.py
+
+clean:
+	rm -rf $(VENV) data/cache .pytest_cache

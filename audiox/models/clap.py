@@ -1,0 +1,225 @@
+"""The Clap protocol: one contract for every contrastive audio-text model in the course.
+
+Three of the four methods explain a CLAP model, through these seams only:
+
+* ``embed_audio(wave [B, T]) -> [B, D]`` and ``embed_text(list[str]) -> [N, D]``,
+  both L2-normalised, and ``logit_scale`` (similarity logits = scale * cosine);
+* ``spectrogram(wave) -> (magnitude, phase)``: the *linear-frequency* STFT that masks live on;
+* ``spec_to_embedding(magnitude [B, F, T]) -> [B, D]``: the differentiable path from that
+  (possibly masked) magnitude through the model's own front end (e.g. mel) to the
+  embedding. ``embed_audio(w)`` equals ``spec_to_embedding(spectrogram(w)[0])``;
+* ``audio_features(wave) -> list[Tensor]``: hidden maps of the audio encoder, for decoders
+  such as LMAC-ZS.
+
+:class:`ClapBase` implements the shared parts; a backbone fills in ``_front_end`` etc.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import zlib
+from typing import Protocol, runtime_checkable
+
+import torch
+from torch import nn
+
+from .. import audio
+
+
+@runtime_checkable
+class Clap(Protocol):
+    name: str
+    sample_rate: int
+    embed_dim: int
+    n_fft: int
+    hop_length: int
+
+    @property
+    def logit_scale(self) -> float: ...
+
+    def embed_audio(self, wave: torch.Tensor) -> torch.Tensor: ...
+
+    def embed_text(self, texts: list[str]) -> torch.Tensor: ...
+
+    def spectrogram(self, wave: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+    def spec_to_embedding(self, magnitude: torch.Tensor) -> torch.Tensor: ...
+
+    def audio_features(self, wave: torch.Tensor) -> list[torch.Tensor]: ...
+
+
+class ClapBase(nn.Module):
+    """Shared plumbing: input validation, the linear STFT, and ``embed_audio`` via ``spec_to_embedding``.
+
+    Subclasses set ``name``, ``sample_rate``, ``embed_dim``, ``n_fft``, ``hop_length`` and
+    implement ``spec_to_embedding``, ``embed_text``, ``audio_features`` and ``logit_scale``.
+    """
+
+    name: str
+    sample_rate: int
+    embed_dim: int
+    n_fft: int
+    hop_length: int
+    #: shortest clip the encoder accepts, in seconds
+    min_seconds: float = 0.25
+
+    def _device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def prepare(self, wave, sample_rate: int | None = None) -> torch.Tensor:
+        """Validate a clip ``[T]`` or batch ``[B, T]`` and move it to the model's device as ``[B, T]``.
+
+        A clip at another sample rate is resampled (with a warning) when ``sample_rate`` is given.
+        """
+        wave = torch.as_tensor(wave) if not isinstance(wave, torch.Tensor) else wave
+        batched = wave.ndim >= 2  # the contract: [T] is one clip, [B, T] a batch of mono clips
+        wave = audio.validate(
+            wave,
+            sample_rate or self.sample_rate,
+            expected_sample_rate=self.sample_rate,
+            resample_to_expected=True,
+            min_seconds=self.min_seconds,
+            batched=batched,
+        )
+        return (wave if batched else wave[None]).to(self._device())
+
+    def spectrogram(self, wave: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Linear magnitude and phase ``[B, F, T]`` of the model's STFT (where masks are defined)."""
+        return audio.magnitude_phase(self.prepare(wave), self.n_fft, self.hop_length)
+
+    def embed_audio(self, wave: torch.Tensor, sample_rate: int | None = None) -> torch.Tensor:
+        """L2-normalised audio embeddings ``[B, D]`` of a clip or batch."""
+        magnitude, _ = audio.magnitude_phase(self.prepare(wave, sample_rate), self.n_fft, self.hop_length)
+        return self.spec_to_embedding(magnitude)
+
+    def similarity(self, audio_embeddings: torch.Tensor, text_embeddings: torch.Tensor) -> torch.Tensor:
+        """Zero-shot logits ``logit_scale * cosine`` ``[B, N]``; softmax over N gives class probabilities."""
+        return self.logit_scale * audio_embeddings @ text_embeddings.T
+
+
+# ---------------------------------------------------------------------------------------------
+# tiny-clap: the offline profile's CLAP, small enough to train on CPU in minutes
+# ---------------------------------------------------------------------------------------------
+
+def _hash(token: str, buckets: int) -> int:
+    # crc32, not hash(): Python salts str hashes per process, and the buckets must be stable.
+    return zlib.crc32(token.encode("utf-8")) % buckets
+
+
+def text_features(text: str, buckets: int, ngrams: tuple[int, ...] = (3, 4)) -> list[int]:
+    """Hashed features of a text: each word, each word bigram and each character n-gram of each word.
+
+    Character n-grams (fastText-style, with ``<`` ``>`` word boundaries) let the text encoder
+    embed any string, including words never seen in training: "sirens" shares most n-grams
+    with "siren".
+
+    >>> len(text_features("a siren", 1024)) > 4
+    True
+    >>> text_features("", 1024)
+    []
+    """
+    words = re.findall(r"[a-z0-9']+", text.lower())
+    features = [_hash("w:" + w, buckets) for w in words]
+    features += [_hash(f"b:{a}_{b}", buckets) for a, b in zip(words, words[1:])]
+    for w in words:
+        marked = f"<{w}>"
+        features += [_hash(f"c:{marked[i:i + n]}", buckets) for n in ngrams for i in range(len(marked) - n + 1)]
+    return features
+
+
+class TextEncoder(nn.Module):
+    """Bag of hashed word / bigram / character n-gram embeddings, then an MLP: any string in, a vector out."""
+
+    def __init__(self, buckets: int = 8192, width: int = 96, embed_dim: int = 128):
+        super().__init__()
+        self.buckets = buckets
+        self.bag = nn.EmbeddingBag(buckets, width, mode="mean")
+        self.mlp = nn.Sequential(nn.Linear(width, 256), nn.GELU(), nn.Linear(256, embed_dim))
+
+    def forward(self, texts: list[str]) -> torch.Tensor:
+        feats = [text_features(t, self.buckets) for t in texts]
+        empty = [t for t, f in zip(texts, feats) if not f]
+        if empty:
+            raise ValueError(f"text {empty[0]!r} has no words to embed; pass a non-empty prompt such as 'a siren'.")
+        device = self.bag.weight.device
+        flat = torch.tensor([i for f in feats for i in f], dtype=torch.long, device=device)
+        offsets = torch.tensor([0] + [len(f) for f in feats[:-1]], device=device).cumsum(0)
+        return self.mlp(self.bag(flat, offsets))
+
+
+class AudioEncoder(nn.Module):
+    """A small CNN on log-mel: four conv blocks (hidden maps kept for decoders), then mean+max pooling over time."""
+
+    def __init__(self, n_mels: int = 64, channels: tuple[int, ...] = (16, 32, 64, 128), embed_dim: int = 128):
+        super().__init__()
+        # per-mel-band normalisation of the log-mel input, as PANNs' bn0: learns the input scale
+        self.bn0 = nn.BatchNorm1d(n_mels)
+        blocks, c_in = [], 1
+        for c_out in channels:
+            blocks.append(
+                nn.Sequential(
+                    nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)
+                )
+            )
+            c_in = c_out
+        self.blocks = nn.ModuleList(blocks)
+        self.proj = nn.Sequential(nn.Linear(2 * c_in, 256), nn.GELU(), nn.Linear(256, embed_dim))
+
+    def forward(self, log_mel: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        x = self.bn0(log_mel)[:, None]  # [B, 1, M, T]
+        features = []
+        for i, block in enumerate(self.blocks):
+            x = block(x)
+            features.append(x)
+            if i < len(self.blocks) - 1:
+                x = torch.nn.functional.avg_pool2d(x, 2)
+        x = x.mean(dim=2)  # over mel bands -> [B, C, T']
+        pooled = torch.cat([x.mean(dim=-1), x.amax(dim=-1)], dim=-1)  # max catches short events, mean long ones
+        return self.proj(pooled), features
+
+
+class TinyClap(ClapBase):
+    """The offline CLAP: :class:`AudioEncoder` on log-mel at 16 kHz and a hashed-n-gram :class:`TextEncoder`.
+
+    Built by ``python -m audiox.models.zoo train tiny-clap``; load the shipped weights with
+    ``audiox.load_clap("tiny-clap")``.
+
+    >>> clap = TinyClap()  # random weights: shapes only
+    >>> clap.embed_audio(torch.randn(2, 16000) * 0.1).shape
+    torch.Size([2, 128])
+    >>> clap.embed_text(["a siren", "a bird chirping"]).norm(dim=-1).detach().allclose(torch.ones(2))
+    True
+    """
+
+    name = "tiny-clap"
+    sample_rate = audio.SAMPLE_RATE
+    n_fft = audio.N_FFT
+    hop_length = audio.HOP_LENGTH
+
+    def __init__(self, embed_dim: int = 128, n_mels: int = 64, channels=(16, 32, 64, 128), buckets: int = 8192):
+        super().__init__()
+        self.embed_dim = embed_dim
+        self.config = {"embed_dim": embed_dim, "n_mels": n_mels, "channels": list(channels), "buckets": buckets}
+        self.register_buffer("mel_fb", audio.mel_filterbank(self.sample_rate, self.n_fft, n_mels), persistent=False)
+        self.audio_encoder = AudioEncoder(n_mels, tuple(channels), embed_dim)
+        self.text_encoder = TextEncoder(buckets, embed_dim=embed_dim)
+        self.log_logit_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))
+
+    @property
+    def logit_scale(self) -> float:
+        return float(self.log_logit_scale.exp().clamp(max=100))
+
+    def spec_to_embedding(self, magnitude: torch.Tensor) -> torch.Tensor:
+        embedding, _ = self.audio_encoder(audio.log_mel(magnitude, self.mel_fb))
+        return nn.functional.normalize(embedding, dim=-1)
+
+    def audio_features(self, wave: torch.Tensor) -> list[torch.Tensor]:
+        """Hidden maps of the four conv blocks, ``[B, C_i, M / 2^i, T / 2^i]`` (C = 16, 32, 64, 128)."""
+        magnitude, _ = self.spectrogram(wave)
+        return self.audio_encoder(audio.log_mel(magnitude, self.mel_fb))[1]
+
+    def embed_text(self, texts: list[str]) -> torch.Tensor:
+        if isinstance(texts, str):
+            texts = [texts]
+        return nn.functional.normalize(self.text_encoder(list(texts)), dim=-1)

@@ -1,0 +1,255 @@
+"""Shipped weights: names, files, sha256, and the script + config that trained each one.
+
+Every tiny model of the offline profile is trained by this module, deterministically, on CPU,
+and committed under ``data/models/`` next to a *model card* (JSON) that records its sha256,
+config, training time and held-out quality. Loading checks the sha256, so a stale or
+corrupt file is refused instead of silently explaining a different model.
+
+    python -m audiox.models.zoo list
+    python -m audiox.models.zoo train tiny-clap      # about 5 minutes on 2 CPU cores
+    python -m audiox.models.zoo eval tiny-clap
+
+>>> sorted(ZOO)
+['tiny-clap']
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import torch
+
+from .. import audio
+from ..config import DATA_DIR, device as pick_device, profile, seed_everything
+from ..data.hub import sha256sum
+from .clap import TinyClap
+
+MODELS_DIR = DATA_DIR / "models"
+ZOO = {"tiny-clap": TinyClap}
+#: The LAION-CLAP checkpoint the full profile uses when none is named.
+FULL_PROFILE_CLAP = "laion-clap"
+
+
+def card(name: str) -> dict:
+    """The model card (JSON) of a shipped model."""
+    path = MODELS_DIR / f"{name}.json"
+    if name not in ZOO:
+        raise ValueError(f"unknown model {name!r}; shipped models are {sorted(ZOO)}.")
+    if not path.exists():
+        raise ValueError(f"{path} is missing; train it with `python -m audiox.models.zoo train {name}`.")
+    return json.loads(path.read_text())
+
+
+def load(name: str, device=None) -> torch.nn.Module:
+    """Build a shipped model from its card's config and load its weights after checking their sha256."""
+    info = card(name)
+    weights = MODELS_DIR / info["file"]
+    if not weights.exists():
+        raise ValueError(f"{weights} is missing; `git checkout data/models` or retrain: {info['trained_by']}.")
+    sha = sha256sum(weights)
+    if sha != info["sha256"]:
+        raise ValueError(
+            f"{weights} has sha256 {sha[:12]}..., but its card says {info['sha256'][:12]}...; the file is stale or "
+            f"corrupt: `git checkout data/models` or retrain with `{info['trained_by']}`."
+        )
+    model = ZOO[name](**info["config"])
+    model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    model.weights_sha256 = sha
+    return model.eval().to(pick_device(device))
+
+
+def load_clap(name: str | None = None, device=None):
+    """A :class:`~audiox.models.clap.Clap` by name; by default the profile's: ``tiny-clap`` offline, LAION-CLAP full.
+
+    ``"laion-clap"`` or ``"laion-clap:<checkpoint name>"`` picks a LAION-CLAP checkpoint (downloaded once).
+
+    >>> clap = load_clap("tiny-clap")
+    >>> clap.name, clap.sample_rate, clap.embed_dim
+    ('tiny-clap', 16000, 128)
+    """
+    name = name or ("tiny-clap" if profile() == "offline" else FULL_PROFILE_CLAP)
+    if name.startswith("laion-clap"):
+        from .laion import load_laion_clap
+
+        checkpoint = name.partition(":")[2]
+        return load_laion_clap(checkpoint, device=device) if checkpoint else load_laion_clap(device=device)
+    return load(name, device)
+
+
+# ---------------------------------------------------------------------------------------------
+# tiny-clap: data, contrastive loss, training, held-out quality
+# ---------------------------------------------------------------------------------------------
+
+def keyword_captions(word: str) -> list[str]:
+    """Captions for a spoken keyword, so tiny-clap also learns speech ("a voice saying yes")."""
+    return [f"a voice saying {word}", f"the spoken word {word}", f"someone says {word}", f"a person saying {word}"]
+
+
+def _clap_corpus(split: str, seconds: float = 2.0):
+    """Magnitudes ``[N, F, T]`` and caption lists for tiny-clap: SynthSounds events and mixtures + keywords."""
+    from ..data import stack
+    from ..data.speech import Keywords
+    from ..data.synth import SynthSounds
+
+    parts = [SynthSounds(split=split), SynthSounds(split=split, mixtures=True, snr_db=6.0, n_per_class=10, seed=1)]
+    waves, captions = [], []
+    for ds in parts:
+        waves.append(ds.waves())
+        captions += [ds[i]["captions"] for i in range(len(ds))]
+    keywords = Keywords(split=split)
+    kw_waves, _ = stack(keywords)
+    waves.append(audio.pad_to(kw_waves, seconds, audio.SAMPLE_RATE))
+    captions += [keyword_captions(keywords[i]["label_name"]) for i in range(len(keywords))]
+    magnitude, _ = audio.magnitude_phase(torch.cat(waves))
+    return magnitude, captions
+
+
+def contrastive_loss(audio_emb, text_emb, relevant, logit_scale) -> torch.Tensor:
+    """Symmetric InfoNCE with several positives: every clip a caption describes counts as a match.
+
+    Plain CLIP loss would push apart two siren clips that share the caption "the sound of a siren";
+    spreading the target over all relevant pairs avoids teaching the model those false negatives.
+
+    >>> e = torch.nn.functional.normalize(torch.eye(3), dim=-1)
+    >>> float(contrastive_loss(e, e, torch.eye(3, dtype=torch.bool), 100.0)) < 1e-3
+    True
+    """
+    logits = logit_scale * text_emb @ audio_emb.T  # [captions, clips]
+    target = relevant.float()
+    text_to_audio = -(target / target.sum(1, keepdim=True) * logits.log_softmax(dim=1)).sum(1).mean()
+    audio_to_text = -(target.T / target.T.sum(1, keepdim=True) * logits.T.log_softmax(dim=1)).sum(1).mean()
+    return (text_to_audio + audio_to_text) / 2
+
+
+def synth_quality(clap, split: str = "test", progress: bool = False, dataset=None) -> dict[str, float]:
+    """Held-out quality of a CLAP on SynthSounds: zero-shot accuracy and caption-to-clip retrieval recall.
+
+    Retrieval: every distinct caption of the split is a query; the clips it describes are its answers.
+    """
+    from ..data.synth import SynthSounds
+    from ..zeroshot import PROMPT, TEMPLATES, caption_relevance, class_embeddings, embed_waves, recall_at_k, zero_shot
+
+    ds = dataset if dataset is not None else SynthSounds(split=split)
+    audio_emb = embed_waves(clap, ds.waves(), progress=progress).to(pick_device())
+    labels = ds.labels.to(audio_emb.device)
+    result = {}
+    for key, templates in (("zero_shot_accuracy", (PROMPT,)), ("zero_shot_accuracy_ensemble", TEMPLATES)):
+        probs = zero_shot(clap, audio_emb, class_embeddings(clap, ds.classes, templates))
+        result[key] = float((probs.argmax(-1) == labels).float().mean())
+    item_captions = [ds[i]["captions"] for i in range(len(ds))]
+    queries = sorted({c for caps in item_captions for c in caps})
+    with torch.no_grad():
+        text_emb = clap.embed_text(queries)
+    relevant = caption_relevance(queries, item_captions)
+    for k, v in recall_at_k((text_emb @ audio_emb.T).cpu(), relevant).items():
+        result[f"text_to_audio_{k}"] = v
+    result["n_clips"], result["n_queries"] = len(ds), len(queries)
+    return result
+
+
+def train_tiny_clap(epochs: int = 30, batch_size: int = 128, seed: int = 0, progress: bool = True):
+    """Train tiny-clap contrastively on SynthSounds captions and the keyword set; returns (model, history)."""
+    from ..zeroshot import caption_relevance
+    from .train import fit
+
+    seed_everything(seed)
+    train_mag, train_caps = _clap_corpus("train")
+    model = TinyClap()
+
+    def batches(epoch):
+        gen = torch.Generator().manual_seed(seed * 1000 + epoch)
+        order = torch.randperm(len(train_mag), generator=gen)
+        for start in range(0, len(order) - batch_size + 1, batch_size):
+            idx = order[start : start + batch_size]
+            pick = torch.randint(0, 1 << 30, (len(idx),), generator=gen)
+            chosen = [train_caps[i][p % len(train_caps[i])] for i, p in zip(idx.tolist(), pick.tolist())]
+            # augmentation: +-6 dB gain and a circular time shift, so the embedding does not
+            # depend on loudness or on where in the clip the event sits
+            gain = torch.exp(torch.empty(len(idx), 1, 1).uniform_(-0.7, 0.7, generator=gen))
+            shift = int(torch.randint(0, train_mag.shape[-1], (1,), generator=gen))
+            mags = torch.roll(train_mag[idx], shift, dims=-1) * gain
+            relevant = caption_relevance(chosen, [train_caps[i] for i in idx.tolist()])
+            yield mags, chosen, relevant
+
+    def loss_fn(model, batch):
+        mags, chosen, relevant = batch
+        return contrastive_loss(
+            model.spec_to_embedding(mags), model.embed_text(chosen), relevant, model.log_logit_scale.exp().clamp(max=100)
+        )
+
+    from ..data.synth import SynthSounds
+
+    val = SynthSounds(split="val")
+
+    def evaluate(model):
+        q = synth_quality(model, dataset=val)
+        return (q["zero_shot_accuracy"] + q["text_to_audio_R@1"]) / 2
+
+    history = fit(
+        model, loss_fn, batches, epochs=epochs, lr=2e-3, weight_decay=1e-4, evaluate=evaluate, seed=seed,
+        progress=progress, desc="tiny-clap",
+    )
+    return model, history
+
+
+TRAINERS = {"tiny-clap": train_tiny_clap}
+QUALITY = {"tiny-clap": synth_quality}
+
+
+def train_and_ship(name: str, **kwargs) -> dict:
+    """Train a zoo model, evaluate it on held-out data and write weights + card to ``data/models``."""
+    start = time.perf_counter()
+    model, history = TRAINERS[name](**kwargs)
+    seconds = time.perf_counter() - start
+    model = model.cpu().eval()
+    MODELS_DIR.mkdir(parents=True, exist_ok=True)
+    weights = MODELS_DIR / f"{name}.pt"
+    tmp = weights.with_suffix(".tmp")
+    torch.save(model.state_dict(), tmp)
+    os.replace(tmp, weights)
+    info = {
+        "name": name,
+        "file": weights.name,
+        "sha256": sha256sum(weights),
+        "size_bytes": weights.stat().st_size,
+        "config": model.config,
+        "trained_by": f"python -m audiox.models.zoo train {name}",
+        "training": {**kwargs, "seconds": round(seconds, 1), "best_epoch": history.best_epoch,
+                     "epochs_run": len(history.loss), "final_loss": round(history.loss[-1], 4)},
+        "environment": {"torch": torch.__version__, "python": platform.python_version(),
+                        "threads": torch.get_num_threads(), "device": "cpu"},
+        "quality": {"split": "test", **QUALITY[name](model)},
+    }
+    (MODELS_DIR / f"{name}.json").write_text(json.dumps(info, indent=2) + "\n")
+    return info
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m audiox.models.zoo", description=__doc__.split("\n\n")[0])
+    parser.add_argument("command", choices=["list", "train", "eval"])
+    parser.add_argument("name", nargs="?", choices=sorted(ZOO))
+    parser.add_argument("--epochs", type=int)
+    args = parser.parse_args(argv)
+    if args.command == "list":
+        for name in sorted(ZOO):
+            path = MODELS_DIR / f"{name}.json"
+            print(name, json.loads(path.read_text())["quality"] if path.exists() else "(not trained)")
+        return
+    if args.name is None:
+        parser.error(f"{args.command} needs a model name: {sorted(ZOO)}")
+    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    if args.command == "train":
+        kwargs = {"epochs": args.epochs} if args.epochs else {}
+        info = train_and_ship(args.name, **kwargs)
+        print(json.dumps({k: info[k] for k in ("sha256", "size_bytes", "training", "quality")}, indent=2))
+    else:
+        print(json.dumps(QUALITY[args.name](load(args.name), progress=True), indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,110 @@
+"""Plots every notebook shares: spectrograms in dB, masks over spectrograms, waveforms.
+
+Each function draws on ``ax`` (a new figure when omitted) and returns the axes, so
+notebooks compose them into grids.
+
+>>> import matplotlib; matplotlib.use("Agg")
+>>> import torch
+>>> wave = torch.sin(2 * torch.pi * 440 * torch.arange(16000) / 16000)
+>>> ax = spectrogram(wave, 16000, title="440 Hz")
+>>> ax.get_ylabel()
+'Hz'
+"""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+from .audio import HOP_LENGTH, N_FFT, magnitude_phase
+
+
+def _axes(ax, figsize=(6, 2.6)):
+    if ax is None:
+        _, ax = plt.subplots(figsize=figsize, layout="constrained")
+    return ax
+
+
+def _magnitude(x, n_fft: int, hop_length: int) -> np.ndarray:
+    x = torch.as_tensor(x).detach().float().cpu()
+    if x.ndim == 1:  # a waveform
+        x = magnitude_phase(x, n_fft, hop_length)[0]
+    if x.ndim != 2:
+        raise ValueError(f"expected a waveform [T] or a magnitude [F, T], got shape {tuple(x.shape)}.")
+    return x.numpy()
+
+
+def _extent(magnitude: np.ndarray, sample_rate: int, hop_length: int):
+    n_freq, n_frames = magnitude.shape
+    return [0, n_frames * hop_length / sample_rate, 0, sample_rate / 2]
+
+
+def to_db(magnitude: np.ndarray, floor_db: float = -80.0) -> np.ndarray:
+    """Magnitude to dB relative to the largest value, floored at ``floor_db`` (librosa's amplitude_to_db)."""
+    import librosa
+
+    ref = float(magnitude.max()) or 1.0  # a silent spectrogram draws as the floor, not as NaN
+    return librosa.amplitude_to_db(magnitude, ref=ref, top_db=-floor_db)
+
+
+def spectrogram(
+    x,
+    sample_rate: int,
+    ax=None,
+    title: str = "",
+    n_fft: int = N_FFT,
+    hop_length: int = HOP_LENGTH,
+    floor_db: float = -80.0,
+    colorbar: bool = False,
+):
+    """Spectrogram in dB of a waveform ``[T]`` or a linear magnitude ``[F, T]``."""
+    ax = _axes(ax)
+    magnitude = _magnitude(x, n_fft, hop_length)
+    image = ax.imshow(
+        to_db(magnitude, floor_db),
+        origin="lower",
+        aspect="auto",
+        extent=_extent(magnitude, sample_rate, hop_length),
+        cmap="magma",
+        vmin=floor_db,
+        vmax=0,
+    )
+    ax.set(xlabel="s", ylabel="Hz", title=title)
+    if colorbar:
+        ax.figure.colorbar(image, ax=ax, label="dB")
+    return ax
+
+
+def mask_overlay(
+    x,
+    mask,
+    sample_rate: int,
+    ax=None,
+    title: str = "",
+    n_fft: int = N_FFT,
+    hop_length: int = HOP_LENGTH,
+    cmap: str = "viridis",
+):
+    """A mask in [0, 1] drawn over the grey spectrogram it applies to (transparent where the mask is 0)."""
+    ax = _axes(ax)
+    magnitude = _magnitude(x, n_fft, hop_length)
+    mask = torch.as_tensor(mask).detach().float().cpu().numpy()
+    if mask.shape != magnitude.shape:
+        raise ValueError(f"mask {mask.shape} and spectrogram {magnitude.shape} must have the same shape [F, T].")
+    extent = _extent(magnitude, sample_rate, hop_length)
+    ax.imshow(to_db(magnitude), origin="lower", aspect="auto", extent=extent, cmap="gray", vmin=-80, vmax=0)
+    rgba = plt.get_cmap(cmap)(mask)
+    rgba[..., 3] = 0.75 * np.clip(mask, 0, 1)  # alpha follows the mask, so unmasked regions stay visible
+    ax.imshow(rgba, origin="lower", aspect="auto", extent=extent)
+    ax.set(xlabel="s", ylabel="Hz", title=title)
+    return ax
+
+
+def waveform(wave, sample_rate: int, ax=None, title: str = ""):
+    """Waveform against time in seconds, on a fixed [-1, 1] axis so loudness compares across plots."""
+    ax = _axes(ax, figsize=(6, 1.6))
+    wave = torch.as_tensor(wave).detach().float().cpu().numpy()
+    ax.plot(np.arange(wave.shape[-1]) / sample_rate, wave, lw=0.5)
+    ax.set(xlabel="s", ylim=(-1, 1), title=title, xlim=(0, wave.shape[-1] / sample_rate))
+    return ax

@@ -1,0 +1,86 @@
+"""Execute the course notebooks and record wall time and peak memory per notebook.
+
+    python benchmarks/notebooks.py                # time every notebook, write benchmarks/results/notebooks-<device>.json
+    python benchmarks/notebooks.py --inplace      # also save the executed notebooks (what `make notebooks` does)
+    python benchmarks/notebooks.py --only 00      # notebooks whose name contains 00
+
+Notebooks choose their device themselves (CUDA > MPS > CPU), so the same command measures a
+GPU machine when run on one. Peak memory is the kernel process's max RSS (and CUDA's peak
+allocation when there is a GPU), read by a probe cell appended at the end and never saved.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = ROOT / "notebooks"
+PROBE = """
+import json, resource, torch
+_peak = {"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+if torch.cuda.is_available():
+    _peak["cuda_peak_mb"] = torch.cuda.max_memory_allocated() / 2**20
+    _peak["device"] = torch.cuda.get_device_name()
+else:
+    _peak["device"] = "cpu"
+print(json.dumps(_peak))
+"""
+
+
+def run(path: Path, inplace: bool, timeout: int) -> dict:
+    nb = nbformat.read(path, as_version=4)
+    nb.cells.append(nbformat.v4.new_code_cell(PROBE))
+    client = NotebookClient(
+        nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}},
+        # nbclient's Output-widget hook needs the widget state while it runs (KeyError without it);
+        # it is stripped before saving, since it would embed every player's audio in the file.
+        store_widget_state=True,
+    )
+    start = time.perf_counter()
+    client.execute()
+    seconds = time.perf_counter() - start
+    probe = json.loads(nb.cells.pop()["outputs"][-1]["text"])
+    if inplace:
+        nb.metadata.pop("widgets", None)
+        nbformat.write(nb, path)
+    return {"notebook": path.name, "seconds": round(seconds, 1), **{k: (round(v, 1) if isinstance(v, float) else v)
+                                                                   for k, v in probe.items()}}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--inplace", action="store_true", help="save the executed notebooks")
+    parser.add_argument("--only", default="", help="run notebooks whose file name contains this")
+    parser.add_argument("--timeout", type=int, default=1800, help="seconds per cell")
+    args = parser.parse_args()
+    os.environ.setdefault("AUDIOX_PROFILE", "offline")
+    rows = []
+    for path in sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")):
+        if args.only in path.name:
+            rows.append(run(path, args.inplace, args.timeout))
+            r = rows[-1]
+            print(f"{r['notebook']:<42} {r['seconds']:>8.1f} s {r['peak_rss_mb']:>9.0f} MB  {r['device']}", flush=True)
+    device = rows[0]["device"] if rows else "none"
+    result = {
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
+        "profile": os.environ["AUDIOX_PROFILE"],
+        "notebooks": rows,
+    }
+    out = ROOT / "benchmarks" / "results" / f"notebooks-{'cpu' if device == 'cpu' else 'gpu'}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {out.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,216 @@
+"""audiox.audio: I/O, validation (every bad input gets its clear error), STFT round trip, wav bytes."""
+
+import io
+import warnings
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from audiox import audio
+
+SR = 16_000
+
+
+def tone(seconds=1.0, freq=440.0, sr=SR, amp=0.5):
+    t = torch.arange(int(seconds * sr)) / sr
+    return amp * torch.sin(2 * torch.pi * freq * t)
+
+
+# ---- validate: one place for input checks ------------------------------------------------------
+
+def test_validate_accepts_and_converts_numpy_float64():
+    out = audio.validate(tone().double().numpy(), SR)
+    assert out.dtype == torch.float32 and out.ndim == 1
+
+
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        (torch.full((SR,), float("nan")), "NaN or infinite"),
+        (torch.cat([tone(), torch.tensor([float("inf")])]), "NaN or infinite"),
+        (torch.stack([tone(), tone()]), "stereo"),
+        (torch.stack([tone(), tone()]).T, "stereo"),
+        (torch.zeros(SR), "all silent"),
+        (tone(0.05), "0.050 s long"),
+        (torch.zeros(0), "empty"),
+        ((tone() * 32767).to(torch.int16), "integer dtype"),
+        (torch.stft(tone(), 64, return_complex=True, window=torch.hann_window(64)), "complex"),
+        ("not audio", "torch.Tensor or numpy"),
+    ],
+)
+def test_validate_rejects_bad_input_with_fix(bad, match):
+    with pytest.raises(ValueError, match=match):
+        audio.validate(bad, SR)
+
+
+def test_validate_wrong_sample_rate_names_the_fix():
+    with pytest.raises(ValueError, match=r"44100 Hz but the model expects 16000 Hz.*audiox.audio.resample"):
+        audio.validate(tone(sr=44100), 44100)
+
+
+def test_validate_resamples_with_a_notice():
+    with pytest.warns(UserWarning, match="resampling 44100 Hz -> 16000 Hz"):
+        out = audio.validate(tone(sr=44100), 44100, resample_to_expected=True)
+    assert out.shape[-1] == SR
+
+
+def test_validate_batched_names_silent_clips():
+    batch = torch.stack([tone(), torch.zeros(SR), tone()])
+    with pytest.raises(ValueError, match=r"clips \[1\]"):
+        audio.validate(batch, SR, batched=True)
+    with pytest.raises(ValueError, match="channels"):
+        audio.validate(batch[:, None].expand(3, 2, SR), SR, batched=True)
+
+
+def test_validate_allows_silence_when_asked():
+    assert audio.validate(torch.zeros(SR), SR, allow_silence=True).abs().sum() == 0
+
+
+def test_validate_uses_the_given_name():
+    with pytest.raises(ValueError, match="^query.wav contains"):
+        audio.validate(torch.full((SR,), float("nan")), SR, name="query.wav")
+
+
+# ---- load: files -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("fmt, ext", [("WAV", ".wav"), ("FLAC", ".flac"), ("OGG", ".ogg")])
+def test_load_formats_round_trip(tmp_path, fmt, ext):
+    path = tmp_path / f"tone{ext}"
+    sf.write(path, tone().numpy(), SR, format=fmt)
+    wave = audio.load(path)
+    assert wave.shape == (SR,)
+    tol = 0.05 if fmt == "OGG" else 1e-3  # Vorbis is lossy
+    assert (wave - tone()).abs().mean() < tol
+
+
+def test_load_mixes_down_and_resamples(tmp_path):
+    path = tmp_path / "stereo44k.wav"
+    stereo = np.stack([tone(sr=44100).numpy(), -tone(sr=44100).numpy() * 0.0], axis=1)
+    sf.write(path, stereo, 44100)
+    wave = audio.load(path, sample_rate=SR)
+    assert wave.shape == (SR,)
+    assert audio.load(path, sample_rate=None, mono=False).shape == (2, 44100)
+
+
+def test_load_missing_file(tmp_path):
+    with pytest.raises(ValueError, match="does not exist"):
+        audio.load(tmp_path / "nope.wav")
+
+
+def test_load_empty_file(tmp_path):
+    path = tmp_path / "empty.wav"
+    path.write_bytes(b"")
+    with pytest.raises(ValueError, match="empty"):
+        audio.load(path)
+
+
+def test_load_corrupt_file(tmp_path):
+    path = tmp_path / "corrupt.wav"
+    path.write_bytes(b"RIFF\x00\x01garbage that is not a wav file" * 10)
+    with pytest.raises(ValueError, match="could not be decoded.*corrupt"):
+        audio.load(path)
+
+
+def test_load_unsupported_format(tmp_path):
+    path = tmp_path / "song.mp4"
+    path.write_bytes(b"\x00" * 100)
+    with pytest.raises(ValueError, match=r"format \.mp4 is not supported.*ffmpeg"):
+        audio.load(path)
+
+
+def test_load_header_without_samples(tmp_path):
+    path = tmp_path / "nosamples.wav"
+    sf.write(path, np.zeros((0,), dtype="float32"), SR)
+    with pytest.raises(ValueError, match="no samples"):
+        audio.load(path)
+
+
+def test_save_writes_16_bit_pcm(tmp_path):
+    path = audio.save(tmp_path / "out" / "x.wav", tone(), SR)
+    info = audio.info(path)
+    assert (info.samplerate, info.channels, info.subtype) == (SR, 1, "PCM_16")
+
+
+# ---- STFT, mel, listenable output ------------------------------------------------------------
+
+def test_istft_with_phase_round_trip_below_1e_4():
+    torch.manual_seed(0)
+    wave = tone() + 0.1 * torch.randn(SR)
+    magnitude, phase = audio.magnitude_phase(wave)
+    back = audio.istft_with_phase(magnitude, phase, length=wave.shape[-1])
+    assert (back - wave).abs().max() < 1e-4
+
+
+def test_stft_batches_and_keeps_leading_dims():
+    batch = torch.stack([tone(), tone(freq=880.0)])
+    magnitude, phase = audio.magnitude_phase(batch)
+    assert magnitude.shape == (2, audio.N_FFT // 2 + 1, SR // audio.HOP_LENGTH + 1)
+    back = audio.istft_with_phase(magnitude, phase, length=SR)
+    assert (back - batch).abs().max() < 1e-4
+
+
+def test_istft_shape_mismatch():
+    with pytest.raises(ValueError, match="same shape"):
+        audio.istft_with_phase(torch.ones(257, 10), torch.ones(257, 11))
+
+
+def test_a_mask_of_ones_is_the_identity_and_zeros_silence():
+    wave = tone()
+    magnitude, phase = audio.magnitude_phase(wave)
+    assert audio.istft_with_phase(magnitude * 0, phase, length=SR).abs().max() == 0
+
+
+def test_log_mel_peaks_at_the_tone_band_and_is_differentiable():
+    magnitude, _ = audio.magnitude_phase(tone(freq=1000.0))
+    magnitude.requires_grad_(True)
+    fb = audio.mel_filterbank(SR, n_mels=64)
+    mel = audio.log_mel(magnitude, fb)
+    assert mel.shape == (64, magnitude.shape[-1])
+    centres = (fb * torch.arange(fb.shape[0])[:, None]).sum(0) / fb.sum(0).clamp_min(1e-9)
+    peak_bin = centres[mel.mean(-1).argmax()] * SR / audio.N_FFT
+    assert 700 < peak_bin < 1400
+    mel.sum().backward()
+    assert magnitude.grad is not None and torch.isfinite(magnitude.grad).all()
+
+
+def test_resample_and_pad():
+    assert audio.resample(tone(), SR, 8000).shape == (8000,)
+    assert audio.pad_to(tone(0.5), 1.0, SR).shape == (SR,)
+    assert audio.pad_to(tone(2.0), 1.0, SR).shape == (SR,)
+
+
+def test_normalise_peak_and_silence():
+    assert torch.isclose(audio.normalise(tone(amp=0.1)).abs().max(), torch.tensor(0.9))
+    with pytest.raises(ValueError, match="silent"):
+        audio.normalise(torch.zeros(100))
+
+
+# ---- wav bytes for players -------------------------------------------------------------------
+
+def test_wav_bytes_keep_relative_loudness():
+    loud, quiet = audio.to_wav_bytes(tone(amp=0.8), SR), audio.to_wav_bytes(tone(amp=0.1), SR)
+    a, sr_a = sf.read(io.BytesIO(loud))
+    b, _ = sf.read(io.BytesIO(quiet))
+    assert sr_a == SR
+    assert abs(np.abs(a).max() - 0.8) < 1e-3 and abs(np.abs(b).max() - 0.1) < 1e-3
+
+
+def test_wav_bytes_silence_is_fine_and_clipping_is_bounded():
+    silent, _ = sf.read(io.BytesIO(audio.to_wav_bytes(torch.zeros(SR), SR)))
+    assert np.all(silent == 0)
+    clipped, _ = sf.read(io.BytesIO(audio.to_wav_bytes(tone(amp=3.0), SR)))
+    assert np.abs(clipped).max() <= 1.0
+
+
+def test_wav_bytes_refuse_nan_and_stereo():
+    with pytest.raises(ValueError, match="NaN"):
+        audio.to_wav_bytes(torch.full((10,), float("nan")), SR)
+    with pytest.raises(ValueError, match="mono clip"):
+        audio.to_wav_bytes(torch.zeros(2, 100), SR)
+
+
+def test_validate_batched_catches_time_by_channels_stereo():
+    with pytest.raises(ValueError, match=r"\[time, channels\] \(stereo\)"):
+        audio.validate(torch.stack([tone(), tone()]).T, SR, batched=True)
