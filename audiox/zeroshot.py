@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 
 import torch
 from tqdm.auto import tqdm
@@ -75,7 +76,8 @@ def _content_key(waves: torch.Tensor) -> str:
 def embed_dataset(clap, dataset, batch_size: int = 64, cache: bool = True, progress: bool = True):
     """Embeddings ``[N, D]`` and labels ``[N]`` of a whole dataset, cached on disk.
 
-    The cache key is the model's name and weights sha256 plus a hash of the clips themselves,
+    The cache key is the model's name and weights sha256, the dataset's class and split, and a hash
+    of the clips themselves,
     so a changed model or dataset never reads a stale file. Models without a known sha
     (random or freshly trained weights) are not cached.
     """
@@ -85,7 +87,8 @@ def embed_dataset(clap, dataset, batch_size: int = 64, cache: bool = True, progr
     sha = getattr(clap, "weights_sha256", None)
     path = None
     if cache and sha:
-        path = cache_dir() / "embeddings" / f"{clap.name}-{sha[:12]}" / f"{_content_key(waves)}.pt"
+        dataset_key = f"{type(dataset).__name__}-{getattr(dataset, 'split', 'all')}-{_content_key(waves)}"
+        path = cache_dir() / "embeddings" / f"{clap.name}-{sha[:12]}" / f"{dataset_key}.pt"
         if path.exists():
             return torch.load(path, weights_only=True), labels
     embeddings = embed_waves(clap, waves, batch_size, progress)
@@ -126,19 +129,41 @@ def recall_at_k(similarity: torch.Tensor, relevant: torch.Tensor, ks=(1, 5, 10))
     return {f"R@{k}": float(hits[:, :k].any(dim=1).float().mean()) for k in ks}
 
 
-def caption_relevance(queries: list[str], item_captions: list[list[str]]) -> torch.Tensor:
-    """``[Q, N]``: item j answers query q when q is one of item j's own captions.
+def words(text: str) -> list[str]:
+    """Lower-case word tokens; underscores split too, so ESC-50's "crackling_fire" gives two words.
 
-    With procedurally captioned data many clips share a caption ("the sound of a siren"),
-    so every clip the caption truly describes counts as a hit, not only the one it was drawn for.
-
-    >>> caption_relevance(["a", "b", "a"], [["a"], ["a", "b"]]).tolist()
-    [[True, True], [False, True], [True, True]]
+    >>> words("A high-pitched crackling_fire")
+    ['a', 'high', 'pitched', 'crackling', 'fire']
     """
-    unique = {caption: k for k, caption in enumerate(dict.fromkeys(queries))}
-    has = torch.zeros(len(unique), len(item_captions), dtype=torch.bool)
-    for j, captions in enumerate(item_captions):
-        for caption in captions:
-            if caption in unique:
-                has[unique[caption], j] = True
-    return has[torch.tensor([unique[q] for q in queries], dtype=torch.long)]
+    return re.findall(r"[a-z0-9']+", text.lower().replace("_", " "))
+
+
+def item_words(item: dict) -> set[str]:
+    """The words that truly describe a dataset item: its class name and, when it has them, its attribute words."""
+    return set(words(item["label_name"])) | {w for v in item.get("attributes", {}).values() for w in words(v)}
+
+
+def description_relevance(queries: list[str], described_by: list[set[str]]) -> torch.Tensor:
+    """``[Q, N]``: item j answers query q when every descriptive word of q is true of item j.
+
+    The descriptive vocabulary is every word that describes some item (class names, attribute
+    words); the rest of a caption ("the sound of", "with a ... texture") is wording. So "a sweeping
+    siren with a smooth texture" is answered by every smooth, sweeping siren, whichever template
+    its own captions happened to use, not only by the clip the caption was drawn for.
+
+    >>> items = [{"siren", "sweeping", "smooth"}, {"siren", "sweeping", "rough"}, {"bird", "smooth"}]
+    >>> description_relevance(["a sweeping siren", "a smooth siren", "the sound of a bird"], items).tolist()
+    [[True, True, False], [True, False, False], [False, False, True]]
+    """
+    vocabulary = sorted(set().union(*described_by))
+    index = {w: k for k, w in enumerate(vocabulary)}
+    asks = torch.zeros(len(queries), len(vocabulary))
+    for q, query in enumerate(queries):
+        for w in words(query):
+            if w in index:
+                asks[q, index[w]] = 1.0
+    has = torch.zeros(len(described_by), len(vocabulary))
+    for j, item in enumerate(described_by):
+        has[j, [index[w] for w in item]] = 1.0
+    # a query is answered when none of the words it asks for is missing from the item
+    return (asks @ (1 - has).T) == 0

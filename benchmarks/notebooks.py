@@ -1,4 +1,4 @@
-"""Execute the course notebooks and record wall time and peak memory per notebook.
+"""Execute the course notebooks (and their solutions) and record wall time and peak memory per notebook.
 
     python benchmarks/notebooks.py                # time every notebook, write benchmarks/results/notebooks-<device>.json
     python benchmarks/notebooks.py --inplace      # also save the executed notebooks (what `make notebooks` does)
@@ -64,7 +64,8 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("AUDIOX_PROFILE", "offline")
     rows = []
-    for path in sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")):
+    paths = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")) + sorted(NOTEBOOKS.glob("solutions/[0-9][0-9]_*.ipynb"))
+    for path in paths:
         if args.only in path.name:
             rows.append(run(path, args.inplace, args.timeout))
             r = rows[-1]

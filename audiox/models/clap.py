@@ -208,7 +208,7 @@ class TinyClap(ClapBase):
 
     @property
     def logit_scale(self) -> float:
-        return float(self.log_logit_scale.exp().clamp(max=100))
+        return float(self.log_logit_scale.detach().exp().clamp(max=100))
 
     def spec_to_embedding(self, magnitude: torch.Tensor) -> torch.Tensor:
         embedding, _ = self.audio_encoder(audio.log_mel(magnitude, self.mel_fb))

@@ -91,29 +91,38 @@ def keyword_captions(word: str) -> list[str]:
 
 
 def _clap_corpus(split: str, seconds: float = 2.0):
-    """Magnitudes ``[N, F, T]`` and caption lists for tiny-clap: SynthSounds events and mixtures + keywords."""
+    """tiny-clap's corpus: SynthSounds events and mixtures + keywords.
+
+    Returns magnitudes ``[N, F, T]``, each clip's captions, and the words that describe each clip.
+    """
     from ..data import stack
     from ..data.speech import Keywords
     from ..data.synth import SynthSounds
 
+    from ..zeroshot import item_words
+
     parts = [SynthSounds(split=split), SynthSounds(split=split, mixtures=True, snr_db=6.0, n_per_class=10, seed=1)]
-    waves, captions = [], []
+    waves, captions, described_by = [], [], []
     for ds in parts:
         waves.append(ds.waves())
-        captions += [ds[i]["captions"] for i in range(len(ds))]
+        items = [ds[i] for i in range(len(ds))]
+        captions += [item["captions"] for item in items]
+        described_by += [item_words(item) for item in items]
     keywords = Keywords(split=split)
     kw_waves, _ = stack(keywords)
     waves.append(audio.pad_to(kw_waves, seconds, audio.SAMPLE_RATE))
-    captions += [keyword_captions(keywords[i]["label_name"]) for i in range(len(keywords))]
+    items = [keywords[i] for i in range(len(keywords))]
+    captions += [keyword_captions(item["label_name"]) for item in items]
+    described_by += [item_words(item) for item in items]
     magnitude, _ = audio.magnitude_phase(torch.cat(waves))
-    return magnitude, captions
+    return magnitude, captions, described_by
 
 
 def contrastive_loss(audio_emb, text_emb, relevant, logit_scale) -> torch.Tensor:
-    """Symmetric InfoNCE with several positives: every clip a caption describes counts as a match.
+    """Symmetric InfoNCE with several positives: every clip a caption truly describes counts as a match.
 
-    Plain CLIP loss would push apart two siren clips that share the caption "the sound of a siren";
-    spreading the target over all relevant pairs avoids teaching the model those false negatives.
+    Plain CLIP loss would push apart two siren clips that both fit "the sound of a siren"; spreading
+    the target over all relevant pairs avoids teaching the model those false negatives.
 
     >>> e = torch.nn.functional.normalize(torch.eye(3), dim=-1)
     >>> float(contrastive_loss(e, e, torch.eye(3, dtype=torch.bool), 100.0)) < 1e-3
@@ -129,10 +138,13 @@ def contrastive_loss(audio_emb, text_emb, relevant, logit_scale) -> torch.Tensor
 def synth_quality(clap, split: str = "test", progress: bool = False, dataset=None) -> dict[str, float]:
     """Held-out quality of a CLAP on SynthSounds: zero-shot accuracy and caption-to-clip retrieval recall.
 
-    Retrieval: every distinct caption of the split is a query; the clips it describes are its answers.
+    Retrieval: every distinct caption of the split is a query; the clips it truly describes are its
+    answers (:func:`~audiox.zeroshot.description_relevance`).
     """
     from ..data.synth import SynthSounds
-    from ..zeroshot import PROMPT, TEMPLATES, caption_relevance, class_embeddings, embed_waves, recall_at_k, zero_shot
+    from ..zeroshot import (
+        PROMPT, TEMPLATES, class_embeddings, description_relevance, embed_waves, item_words, recall_at_k, zero_shot,
+    )
 
     ds = dataset if dataset is not None else SynthSounds(split=split)
     audio_emb = embed_waves(clap, ds.waves(), progress=progress).to(pick_device())
@@ -141,11 +153,11 @@ def synth_quality(clap, split: str = "test", progress: bool = False, dataset=Non
     for key, templates in (("zero_shot_accuracy", (PROMPT,)), ("zero_shot_accuracy_ensemble", TEMPLATES)):
         probs = zero_shot(clap, audio_emb, class_embeddings(clap, ds.classes, templates))
         result[key] = float((probs.argmax(-1) == labels).float().mean())
-    item_captions = [ds[i]["captions"] for i in range(len(ds))]
-    queries = sorted({c for caps in item_captions for c in caps})
+    items = [ds[i] for i in range(len(ds))]
+    queries = sorted({c for item in items for c in item["captions"]})
     with torch.no_grad():
         text_emb = clap.embed_text(queries)
-    relevant = caption_relevance(queries, item_captions)
+    relevant = description_relevance(queries, [item_words(item) for item in items])
     for k, v in recall_at_k((text_emb @ audio_emb.T).cpu(), relevant).items():
         result[f"text_to_audio_{k}"] = v
     result["n_clips"], result["n_queries"] = len(ds), len(queries)
@@ -154,11 +166,11 @@ def synth_quality(clap, split: str = "test", progress: bool = False, dataset=Non
 
 def train_tiny_clap(epochs: int = 30, batch_size: int = 128, seed: int = 0, progress: bool = True):
     """Train tiny-clap contrastively on SynthSounds captions and the keyword set; returns (model, history)."""
-    from ..zeroshot import caption_relevance
+    from ..zeroshot import description_relevance
     from .train import fit
 
     seed_everything(seed)
-    train_mag, train_caps = _clap_corpus("train")
+    train_mag, train_caps, train_words = _clap_corpus("train")
     model = TinyClap()
 
     def batches(epoch):
@@ -173,7 +185,7 @@ def train_tiny_clap(epochs: int = 30, batch_size: int = 128, seed: int = 0, prog
             gain = torch.exp(torch.empty(len(idx), 1, 1).uniform_(-0.7, 0.7, generator=gen))
             shift = int(torch.randint(0, train_mag.shape[-1], (1,), generator=gen))
             mags = torch.roll(train_mag[idx], shift, dims=-1) * gain
-            relevant = caption_relevance(chosen, [train_caps[i] for i in idx.tolist()])
+            relevant = description_relevance(chosen, [train_words[i] for i in idx.tolist()])
             yield mags, chosen, relevant
 
     def loss_fn(model, batch):
