@@ -42,11 +42,11 @@ class Clap(Protocol):
 
     def embed_text(self, texts: list[str]) -> torch.Tensor: ...
 
-    def spectrogram(self, wave: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]: ...
+    def spectrogram(self, wave: torch.Tensor, sample_rate: int | None = None) -> tuple[torch.Tensor, torch.Tensor]: ...
 
     def spec_to_embedding(self, magnitude: torch.Tensor) -> torch.Tensor: ...
 
-    def audio_features(self, wave: torch.Tensor) -> list[torch.Tensor]: ...
+    def audio_features(self, wave: torch.Tensor, sample_rate: int | None = None) -> list[torch.Tensor]: ...
 
 
 class ClapBase(nn.Module):
@@ -84,14 +84,13 @@ class ClapBase(nn.Module):
         )
         return (wave if batched else wave[None]).to(self._device())
 
-    def spectrogram(self, wave: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def spectrogram(self, wave: torch.Tensor, sample_rate: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Linear magnitude and phase ``[B, F, T]`` of the model's STFT (where masks are defined)."""
-        return audio.magnitude_phase(self.prepare(wave), self.n_fft, self.hop_length)
+        return audio.magnitude_phase(self.prepare(wave, sample_rate), self.n_fft, self.hop_length)
 
     def embed_audio(self, wave: torch.Tensor, sample_rate: int | None = None) -> torch.Tensor:
         """L2-normalised audio embeddings ``[B, D]`` of a clip or batch."""
-        magnitude, _ = audio.magnitude_phase(self.prepare(wave, sample_rate), self.n_fft, self.hop_length)
-        return self.spec_to_embedding(magnitude)
+        return self.spec_to_embedding(self.spectrogram(wave, sample_rate)[0])
 
     def similarity(self, audio_embeddings: torch.Tensor, text_embeddings: torch.Tensor) -> torch.Tensor:
         """Zero-shot logits ``logit_scale * cosine`` ``[B, N]``; softmax over N gives class probabilities."""
@@ -214,9 +213,9 @@ class TinyClap(ClapBase):
         embedding, _ = self.audio_encoder(audio.log_mel(magnitude, self.mel_fb))
         return nn.functional.normalize(embedding, dim=-1)
 
-    def audio_features(self, wave: torch.Tensor) -> list[torch.Tensor]:
+    def audio_features(self, wave: torch.Tensor, sample_rate: int | None = None) -> list[torch.Tensor]:
         """Hidden maps of the four conv blocks, ``[B, C_i, M / 2^i, T / 2^i]`` (C = 16, 32, 64, 128)."""
-        magnitude, _ = self.spectrogram(wave)
+        magnitude, _ = self.spectrogram(wave, sample_rate)
         return self.audio_encoder(audio.log_mel(magnitude, self.mel_fb))[1]
 
     def embed_text(self, texts: list[str]) -> torch.Tensor:

@@ -24,8 +24,8 @@ The checkpoints live on Hugging Face (``lukewys/laion_clap``) and are cached und
 >>> repeat_pad(torch.tensor([[1.0, 2.0, 3.0]]), 8)
 tensor([[1., 2., 3., 1., 2., 3., 0., 0.]])
 
-Loading needs the network once (the checkpoint, and RoBERTa's tokenizer from the Hugging
-Face hub), so this example is skipped in the offline tests:
+Loading needs the network once (the checkpoint, and the tokenizers and roberta-base that
+``laion_clap`` fetches from the Hugging Face hub), so this example is skipped offline:
 
 >>> clap = load_laion_clap()  # doctest: +SKIP
 >>> clap.embed_audio(wave_48k).shape  # doctest: +SKIP
@@ -135,8 +135,8 @@ class LaionClap(ClapBase):
 
     Every clip is repeat-padded to 10 s before the STFT (see :meth:`prepare`), so
     ``spectrogram(wave)`` is ``[B, 513, 1001]`` whatever the clip's length, and equals the
-    magnitude HTSAT computes internally. A listenable output from it is 10 s long: cut it
-    back to the clip's length (``[..., :n_samples * 48000 // sample_rate]``).
+    magnitude HTSAT computes internally. A listenable output from it is 10 s long: keep its
+    first ``T`` samples, ``T`` being the clip's length at 48 kHz.
 
     The model is put in eval mode, as LAION's embedding functions do; in train mode HTSAT's
     BatchNorm would use (and update) batch statistics.
@@ -236,8 +236,8 @@ class LaionClap(ClapBase):
 
             [B, 192, 8, 128], [B, 384, 4, 64], [B, 768, 2, 32], [B, 768, 2, 32]
 
-        All span the 10-s repeat-padded clip (1024 frames): one step of ``T'`` is
-        ``1024 / T'`` STFT frames of 10 ms; ``F'`` splits the 64 mel bands (50 Hz-14 kHz).
+        ``T'`` steps evenly cover the 10-s repeat-padded clip (78 ms each at ``T' = 128``,
+        312 ms at 32); ``F'`` splits the 64 mel bands (50 Hz-14 kHz) evenly.
         """
         magnitude, _ = audio.magnitude_phase(self.prepare(wave, sample_rate), self.n_fft, self.hop_length)
         htsat = self.htsat
@@ -280,7 +280,7 @@ class LaionClap(ClapBase):
         return self.load_weights(load_state_dict(path, trusted=trusted), source=path)
 
     def load_weights(self, state: dict[str, torch.Tensor], source="the state dict") -> LaionClap:
-        """Load a state dict from :func:`load_state_dict` into the wrapped ``CLAP`` model (strictly); returns ``self``."""
+        """Load a state dict from :func:`load_state_dict` into the wrapped ``CLAP`` (strictly); returns ``self``."""
         model = self.laion.model
         expected = model.state_dict().keys()
         # transformers >= 4.31 keeps RoBERTa's position_ids out of the state dict (as laion_clap's loader notes)
@@ -323,14 +323,14 @@ def load_state_dict(path, *, trusted: bool = False) -> dict[str, torch.Tensor]:
     """
     path = Path(path)
     if not path.is_file():
-        raise ValueError(f"checkpoint {path} does not exist; check the path or call load_laion_clap(name) to download it.")
+        raise ValueError(f"checkpoint {path} does not exist; check the path, or load_laion_clap(name) downloads it.")
     try:
         with torch.serialization.safe_globals(_numpy_scalar_globals()):
             checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         if not (trusted or _is_published(path)):
             raise ValueError(
-                f"torch's safe loader (weights_only=True) cannot read {path}: {str(err).splitlines()[0]} "
+                f"torch's safe loader (weights_only=True) cannot read {path} ({_reason(err)}). "
                 f"If you trust the file (e.g. you downloaded it from {_HF_BASE}), load it with trusted=True, "
                 f"which unpickles it fully as laion_clap's load_ckpt does."
             ) from err
@@ -339,6 +339,11 @@ def load_state_dict(path, *, trusted: bool = False) -> dict[str, torch.Tensor]:
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ValueError(f"{path} is not a LAION-CLAP checkpoint (no state dict of tensors inside).")
     return {key.removeprefix("module."): value for key, value in state.items()}
+
+
+def _reason(err: Exception) -> str:
+    lines = str(err).splitlines()
+    return next((line.strip() for line in lines if "WeightsUnpickler error" in line), lines[0] if lines else "")
 
 
 def _is_published(path: Path) -> bool:
