@@ -33,7 +33,7 @@ does the mask for "siren" cover the siren source?
 >>> clip["attributes"]
 {'pitch': 'medium', 'pattern': 'sweeping', 'timbre': 'harmonic', 'texture': 'smooth'}
 >>> clip["captions"]
-['the sound of a siren', 'a harmonic siren, sweeping and medium in pitch', 'a sweeping siren with a smooth texture', 'a harmonic sweeping sound with a smooth texture']
+['a recording of a siren', 'a harmonic siren, sweeping and medium in pitch', 'a sweeping siren with a smooth texture', 'something harmonic and smooth, sweeping and medium in pitch']
 >>> mix = make_mixture("siren", "rain", seed=0, snr_db=0.0)
 >>> sorted(mix["sources"]), tuple(mix["masks"]["event"].shape)
 (['distractor', 'event', 'noise'], (257, 251))
