@@ -88,7 +88,8 @@ def embed_dataset(clap, dataset, batch_size: int = 64, cache: bool = True, progr
     path = None
     if cache and sha:
         dataset_key = f"{type(dataset).__name__}-{getattr(dataset, 'split', 'all')}-{_content_key(waves)}"
-        path = cache_dir() / "embeddings" / f"{clap.name}-{sha[:12]}" / f"{dataset_key}.pt"
+        model_key = f"{clap.name.replace('/', '_')}-{sha[:12]}"
+        path = cache_dir() / "embeddings" / model_key / f"{dataset_key}.pt"
         if path.exists():
             return torch.load(path, weights_only=True), labels
     embeddings = embed_waves(clap, waves, batch_size, progress)

@@ -23,6 +23,7 @@ from audiox import audio
 from audiox.data.hub import DownloadError
 from audiox.models import laion
 from audiox.models.clap import Clap
+from audiox.data.hub import sha256sum
 from audiox.models.laion import LaionClap, load_laion_clap, load_state_dict, repeat_pad
 
 SR = 48_000
@@ -218,6 +219,8 @@ def test_checkpoint_round_trip(clap, waves, embeddings, tmp_path):
     with offline_hub():
         loaded = load_laion_clap("630k-audioset-best", checkpoint=path, device="cpu")
     assert loaded.name == "laion-clap/630k-audioset-best"
+    # a local file is keyed by its own digest, so cached embeddings never outlive the weights
+    assert loaded.weights_sha256 == sha256sum(path)
     for key, value in loaded.laion.model.state_dict().items():
         assert torch.equal(value, state[key]), key
     with torch.no_grad():

@@ -33,7 +33,7 @@ from pathlib import Path
 import torch
 
 from .. import audio, config
-from .hub import download_and_extract, find_dataset_root
+from .hub import fetch_dataset
 
 #: The ESC-50 commit the archive is pinned to (master as of November 2025): a branch
 #: archive changes whenever the README does, a commit archive does not.
@@ -61,6 +61,9 @@ def split_folds(split: str, folds=None) -> tuple[int, ...]:
     return SPLIT_FOLDS[split]
 
 
+_MARKER = "meta/esc50.csv"  # the file that tells an unpacked ESC-50 folder
+
+
 def esc50_folder() -> Path:
     """Where ESC-50 lives in the cache: ``<cache>/esc50/ESC-50`` (holding meta/ and audio/)."""
     return config.cache_dir() / "esc50" / "ESC-50"
@@ -72,16 +75,7 @@ def download_esc50(url: str | None = None, sha256: str | None = None) -> Path:
     ``url``/``sha256`` default to the pinned :data:`ESC50_URL` and :data:`ESC50_SHA256`
     (pass both to use a mirror).
     """
-    url = url or ESC50_URL
-    sha256 = sha256 or ESC50_SHA256
-    folder = esc50_folder()
-    if not folder.exists():
-        manual = (
-            f"download {url} yourself and unzip it into {folder} (so that meta/esc50.csv and audio/ are in "
-            f"{folder} or in its one sub-folder), or pass root= the unzipped folder"
-        )
-        download_and_extract(url, sha256, folder, manual)
-    return find_dataset_root(folder, "meta/esc50.csv") or folder
+    return fetch_dataset(esc50_folder(), _MARKER, url or ESC50_URL, sha256 or ESC50_SHA256)
 
 
 def read_meta(root: Path) -> list[dict]:
@@ -147,13 +141,7 @@ class ESC50(torch.utils.data.Dataset):
         download: bool = True,
     ):
         self.split, self.folds, self.sample_rate = split, split_folds(split, folds), int(sample_rate)
-        if root is not None:
-            self.root = find_dataset_root(Path(root), "meta/esc50.csv") or Path(root)
-        elif download:
-            self.root = download_esc50()
-        else:
-            folder = esc50_folder()
-            self.root = find_dataset_root(folder, "meta/esc50.csv") or folder
+        self.root = fetch_dataset(esc50_folder(), _MARKER, ESC50_URL, ESC50_SHA256, root=root, download=download)
         rows = read_meta(self.root)
         self.classes = class_names(rows)
         self.rows = [row for row in rows if row["fold"] in self.folds]

@@ -154,3 +154,21 @@ def download_and_extract(url: str, sha256: str | None, folder: Path, manual: str
     finally:
         archive.unlink(missing_ok=True)  # a bad archive must not be reused; a good one is no longer needed
     return folder
+
+
+def fetch_dataset(folder: Path, marker: str, url: str, sha256: str | None, *, root=None, download: bool = True) -> Path:
+    """The folder of a downloadable dataset, the one holding ``marker`` (e.g. ``meta/esc50.csv``).
+
+    ``root`` (a folder the user unpacked by hand) wins and nothing is downloaded. Otherwise the
+    cache ``folder`` is used, after downloading and unpacking ``url`` into it when it is missing
+    and ``download`` is allowed.
+    """
+    if root is not None:
+        return find_dataset_root(Path(root), marker) or Path(root)
+    if download and not folder.exists():
+        manual = (
+            f"download {url} yourself and unpack it into {folder} (so that {marker} is in {folder} "
+            f"or in its one sub-folder), or pass root= the unpacked folder"
+        )
+        download_and_extract(url, sha256, folder, manual)
+    return find_dataset_root(folder, marker) or folder

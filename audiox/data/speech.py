@@ -34,7 +34,7 @@ from pathlib import Path
 import torch
 
 from .. import audio, config
-from .hub import download_and_extract, find_dataset_root
+from .hub import fetch_dataset
 
 SPLITS = ("train", "val", "test")
 
@@ -137,16 +137,7 @@ def download_fsdd(url: str | None = None, sha256: str | None = None) -> Path:
 
     ``url``/``sha256`` default to the pinned :data:`FSDD_URL` and :data:`FSDD_SHA256`.
     """
-    url = url or FSDD_URL
-    sha256 = sha256 or FSDD_SHA256
-    folder = fsdd_folder()
-    if not folder.exists():
-        manual = (
-            f"download {url} yourself and unpack it into {folder} (so that recordings/ is in {folder} "
-            f"or in its one sub-folder), or pass root= the unpacked folder"
-        )
-        download_and_extract(url, sha256, folder, manual)
-    return find_dataset_root(folder, "recordings") or folder
+    return fetch_dataset(fsdd_folder(), "recordings", url or FSDD_URL, sha256 or FSDD_SHA256)
 
 
 class FSDD(torch.utils.data.Dataset):
@@ -163,13 +154,7 @@ class FSDD(torch.utils.data.Dataset):
     def __init__(self, split: str = "train", sample_rate: int = audio.SAMPLE_RATE, root=None, download: bool = True):
         self.split, self.sample_rate = _check_split(split), int(sample_rate)
         self.classes = list(DIGITS)
-        if root is not None:
-            self.root = find_dataset_root(Path(root), "recordings") or Path(root)
-        elif download:
-            self.root = download_fsdd()
-        else:
-            folder = fsdd_folder()
-            self.root = find_dataset_root(folder, "recordings") or folder
+        self.root = fetch_dataset(fsdd_folder(), "recordings", FSDD_URL, FSDD_SHA256, root=root, download=download)
         recordings = self.root / "recordings"
         files = sorted(recordings.glob("*.wav")) if recordings.is_dir() else []
         if not files:

@@ -373,6 +373,7 @@ def load_laion_clap(
     torch.Size([1, 512])
     """
     entry = checkpoint_info(name)
+    dest = None
     if checkpoint is None:
         dest = config.cache_dir() / "laion_clap" / entry.filename
         checkpoint = hub.download(
@@ -385,4 +386,6 @@ def load_laion_clap(
     state = load_state_dict(checkpoint, trusted=trusted)  # a bad file fails before the model is built
     clap = LaionClap(amodel=entry.amodel, device=device).load_weights(state, source=checkpoint)
     clap.name = f"laion-clap/{name.strip().removesuffix('.pt')}"
+    # keys the on-disk embedding cache (audiox.zeroshot.embed_dataset) to these exact weights
+    clap.weights_sha256 = entry.sha256 if entry.sha256 and checkpoint == dest else hub.sha256sum(Path(checkpoint))
     return clap
