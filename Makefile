@@ -25,8 +25,11 @@ $(STAMP): pyproject.toml Makefile | $(BIN)/python
 
 install: $(STAMP)
 
+# Containers often run as root, which JupyterLab refuses unless told.
+ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
+
 course: install
-	$(BIN)/jupyter lab notebooks/
+	$(BIN)/jupyter lab $(ROOT_FLAG) notebooks/
 
 test: install
 	$(TEST_ENV) $(BIN)/python -m pytest -p no:cacheprovider tests audiox --nbval-lax --nbval-current-env notebooks
