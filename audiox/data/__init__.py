@@ -15,6 +15,8 @@ batched tensors for the methods, which all work on ``[B, T]``.
 
 from __future__ import annotations
 
+import csv
+
 import torch
 
 DATASETS = ("synth", "keywords", "esc50", "fsdd")
@@ -45,6 +47,19 @@ def load_dataset(name: str, split: str = "train", **kwargs):
 
         return FSDD(split=split, **kwargs)
     raise ValueError(f"unknown dataset {name!r}; choose one of {DATASETS}.")
+
+
+def read_table(path, columns, fix: str) -> list[dict]:
+    """Rows of a CSV file as dicts, after checking it has ``columns``; ``fix`` says how to repair it.
+
+    Shared by the loaders whose metadata is a CSV (ESC-50's meta file, the keyword manifest).
+    """
+    with open(path, newline="") as handle:
+        reader = csv.DictReader(handle)
+        missing = [c for c in columns if c not in (reader.fieldnames or [])]
+        if missing:
+            raise ValueError(f"{path} lacks columns {missing} (has {reader.fieldnames}); {fix}.")
+        return list(reader)
 
 
 def stack(dataset, indices=None, seconds: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:

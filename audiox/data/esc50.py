@@ -27,12 +27,12 @@ ValueError: ESC-50 folder ... has no meta/esc50.csv; ...
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import torch
 
 from .. import audio, config
+from . import read_table
 from .hub import fetch_dataset
 
 #: The ESC-50 commit the archive is pinned to (master as of November 2025): a branch
@@ -88,14 +88,9 @@ def read_meta(root: Path) -> list[dict]:
     )
     if not csv_path.exists():
         raise ValueError(f"ESC-50 folder {root} has no meta/esc50.csv; {how}.")
-    with open(csv_path, newline="") as handle:
-        reader = csv.DictReader(handle)
-        missing = [c for c in META_COLUMNS if c not in (reader.fieldnames or [])]
-        if missing:
-            raise ValueError(
-                f"{csv_path} lacks columns {missing} (has {reader.fieldnames}); it is not ESC-50's meta file: {how}."
-            )
-        rows = [{**row, "fold": int(row["fold"]), "target": int(row["target"])} for row in reader]
+    fix = f"it is not ESC-50's meta file: {how}"
+    rows = [{**row, "fold": int(row["fold"]), "target": int(row["target"])}
+            for row in read_table(csv_path, META_COLUMNS, fix)]
     if not rows:
         raise ValueError(f"{csv_path} lists no recordings; {how}.")
     audio_dir = root / "audio"

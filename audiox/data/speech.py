@@ -27,13 +27,13 @@ split puts recordings 0-4 of every digit and speaker in the test set; here recor
 
 from __future__ import annotations
 
-import csv
 import re
 from pathlib import Path
 
 import torch
 
 from .. import audio, config
+from . import read_table
 from .hub import fetch_dataset
 
 SPLITS = ("train", "val", "test")
@@ -79,14 +79,8 @@ class Keywords(torch.utils.data.Dataset):
                 f"`python scripts/make_keywords.py` (needs espeak-ng: apt-get install espeak-ng), "
                 f"or pass root= the folder that holds manifest.csv."
             )
-        with open(manifest, newline="") as handle:
-            reader = csv.DictReader(handle)
-            missing = [c for c in MANIFEST_COLUMNS if c not in (reader.fieldnames or [])]
-            if missing:
-                raise ValueError(
-                    f"{manifest} lacks columns {missing}; regenerate it with `python scripts/make_keywords.py`."
-                )
-            self.rows = [row for row in reader if row["split"] == split]
+        fix = "regenerate it with `python scripts/make_keywords.py`"
+        self.rows = [row for row in read_table(manifest, MANIFEST_COLUMNS, fix) if row["split"] == split]
         unknown = {row["word"] for row in self.rows} - set(KEYWORDS)
         if unknown:
             raise ValueError(f"{manifest} has words {sorted(unknown)} outside {KEYWORDS}; regenerate it.")
