@@ -46,6 +46,7 @@ notebooks: install
 
 bench: install
 	$(BIN)/python benchmarks/synth.py
+	$(BIN)/python benchmarks/concepts_solver.py
 	$(BIN)/python benchmarks/notebooks.py
 
 clean:
