@@ -55,7 +55,6 @@ from __future__ import annotations
 import difflib
 import hashlib
 import math
-import os
 import re
 import warnings
 from dataclasses import dataclass, field
@@ -67,6 +66,7 @@ from torch.nn import functional as F
 from tqdm.auto import tqdm
 
 from .config import cache_dir
+from .data.hub import save_atomically
 from .models.train import fit
 from .zeroshot import PROMPT, class_embeddings, embed_waves, zero_shot
 
@@ -188,20 +188,8 @@ def concept_dictionary(
         )
     dictionary = ConceptDictionary(words, F.normalize(centred, dim=-1), text_mean, key)
     if path is not None:
-        _save_atomically({"words": words, "vectors": dictionary.vectors, "text_mean": text_mean}, path)
+        save_atomically({"words": words, "vectors": dictionary.vectors, "text_mean": text_mean}, path)
     return dictionary
-
-
-def _save_atomically(obj, path) -> None:
-    # write a temporary file next to the target, then rename: an interrupted run (or two
-    # notebooks writing at once) never leaves a half-written dictionary under the real name
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 # ---- 2. centring the audio -------------------------------------------------------------------------

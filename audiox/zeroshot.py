@@ -22,13 +22,13 @@ torch.Size([2, 128])
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 
 import torch
 from tqdm.auto import tqdm
 
 from .config import cache_dir
+from .data.hub import save_atomically
 
 #: The prompt the course uses for zero-shot classification, then the ensemble.
 PROMPT = "the sound of a {}"
@@ -94,10 +94,7 @@ def embed_dataset(clap, dataset, batch_size: int = 64, cache: bool = True, progr
             return torch.load(path, weights_only=True), labels
     embeddings = embed_waves(clap, waves, batch_size, progress)
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        torch.save(embeddings, tmp)
-        os.replace(tmp, path)  # atomic: an interrupted run never leaves a half-written cache file
+        save_atomically(embeddings, path)
     return embeddings, labels
 
 

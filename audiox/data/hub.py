@@ -172,3 +172,22 @@ def fetch_dataset(folder: Path, marker: str, url: str, sha256: str | None, *, ro
         )
         download_and_extract(url, sha256, folder, manual)
     return find_dataset_root(folder, marker) or folder
+
+
+def save_atomically(obj, path: Path) -> Path:
+    """``torch.save`` to a temporary file next to ``path``, then rename it into place.
+
+    An interrupted run, or two notebooks writing at once, never leaves a half-written file under
+    the real name: every cache (embeddings, concept dictionaries) and shipped weight goes through here.
+    """
+    import torch
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path

@@ -26,7 +26,7 @@ import torch
 
 from .. import audio
 from ..config import DATA_DIR, device as pick_device, profile, seed_everything
-from ..data.hub import sha256sum
+from ..data.hub import save_atomically, sha256sum
 from .clap import TinyClap
 
 MODELS_DIR = DATA_DIR / "models"
@@ -220,10 +220,7 @@ def train_and_ship(name: str, **kwargs) -> dict:
     seconds = time.perf_counter() - start
     model = model.cpu().eval()
     MODELS_DIR.mkdir(parents=True, exist_ok=True)
-    weights = MODELS_DIR / f"{name}.pt"
-    tmp = weights.with_suffix(".tmp")
-    torch.save(model.state_dict(), tmp)
-    os.replace(tmp, weights)
+    weights = save_atomically(model.state_dict(), MODELS_DIR / f"{name}.pt")
     info = {
         "name": name,
         "file": weights.name,
