@@ -55,9 +55,24 @@ def test_attributes_and_captions(one_per_class):
         assert sum(w in attribute_only for w in clip["attributes"].values()) >= 3
 
 
+def test_events_start_late_or_stop_early_often():
+    spans = [synth.make_event("engine", seed=s) for s in range(20)]
+    partial = sum(clip["onset"] > 0.1 or clip["offset"] < 1.9 for clip in spans)
+    assert partial >= 10, "events must not all fill the clip, or time masks mean nothing"
+
+
+def test_other_sample_rates_give_the_same_kind_of_clip():
+    clip = synth.make_event("bird", seed=0, duration=1.0, sample_rate=48_000)
+    assert audio.validate(clip["wave"], 48_000, expected_sample_rate=48_000).shape == (48_000,)
+
+
 def test_attributes_follow_the_synthesis_not_only_the_class():
     pitches = {synth.make_event("bell", seed=s)["attributes"]["pitch"] for s in range(40)}
     assert len(pitches) >= 2, "pitch words must come from each clip's own fundamental"
+    alarms = [synth.make_event("alarm", seed=s)["attributes"] for s in range(20)]
+    assert {a["pattern"] for a in alarms} == {"pulsing", "intermittent"}  # beep rate is drawn per clip
+    assert {a["pitch"] for a in alarms} == {"medium", "high"}
+    assert {synth.make_event("engine", seed=s)["attributes"]["pitch"] for s in range(10)} == {"low"}
     shared = {}
     for name in synth.CLASSES:
         for s in range(10):
@@ -88,6 +103,28 @@ def test_snr_is_what_was_asked(snr_db):
     assert mix["label_name"] == "bird" and mix["distractor_name"] == "engine"
 
 
+def test_noise_level_and_event_are_as_documented():
+    mix, clean = synth.make_mixture(2, 3, seed=11, noise_db=-15.0), synth.make_event(2, seed=11)
+    s = {k: v.double() for k, v in mix["sources"].items()}
+    assert abs(float(10 * torch.log10(s["noise"].pow(2).mean() / s["distractor"].pow(2).mean())) + 15.0) < 0.1
+    # the event source is the clean clip rescaled, and the mixture keeps its label and captions
+    scale = mix["sources"]["event"].abs().max() / clean["wave"].abs().max()
+    assert torch.allclose(mix["sources"]["event"], scale * clean["wave"], atol=1e-6)
+    assert mix["captions"] == clean["captions"] and mix["attributes"] == clean["attributes"]
+    assert torch.equal(synth.make_mixture(2, 3, seed=11, noise_db=-15.0)["wave"], mix["wave"])
+    assert mix["noise_color"] in ("white", "pink") and float(mix["wave"].abs().max()) <= 0.9 + 1e-6
+
+
+def test_event_mask_is_empty_away_from_the_event():
+    mix = synth.make_mixture("whistle", "footsteps", seed=3)  # whistle from 0.27 s to 1.62 s
+    first, last = int(mix["onset"] * SR) // audio.HOP_LENGTH, int(mix["offset"] * SR) // audio.HOP_LENGTH
+    guard = audio.N_FFT // audio.HOP_LENGTH  # frames whose window still reaches the event
+    mask = mix["masks"]["event"]
+    outside = torch.cat([mask[:, : max(first - guard, 0)], mask[:, last + guard:]], dim=1)
+    assert outside.numel() and outside.max() < 1e-3
+    assert mask[:, first + guard: last - guard].mean() > 0.1
+
+
 def test_the_true_mask_recovers_the_event():
     from audiox.metrics import si_sdr
 
@@ -107,6 +144,10 @@ def test_dataset_order_splits_and_loader():
     flat = {s: {w.numpy().tobytes() for w in waves} for s, waves in splits.items()}
     assert not (flat["train"] & flat["val"]) and not (flat["train"] & flat["test"]) and not (flat["val"] & flat["test"])
     assert len(synth.SynthSounds("train")) == 1000 and len(synth.SynthSounds("val")) == 200
+    assert torch.equal(test.waves()[7], test[7]["wave"]) and torch.equal(test[-1]["wave"], test[29]["wave"])
+    with pytest.raises(IndexError):
+        test[30]
+    assert not torch.equal(synth.SynthSounds("test", n_per_class=1, seed=1).waves(), test.waves()[:10])
 
 
 def test_mixture_dataset_items():
