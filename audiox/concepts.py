@@ -213,7 +213,7 @@ def audio_mean(clap, waves_or_embeddings: torch.Tensor, batch_size: int = 64, pr
             f"audio_mean needs a batch [N, T] of waves or [N, D] of embeddings; got shape {tuple(x.shape)}."
         )
     if clap is not None and x.shape[-1] != clap.embed_dim:
-        x = embed_waves(clap, x, batch_size, progress)
+        x = embed_waves(clap, x, batch_size=batch_size, progress=progress)
     _check_finite(x, "audio embeddings")
     return F.normalize(x.float(), dim=-1).mean(dim=0)
 

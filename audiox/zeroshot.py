@@ -60,12 +60,17 @@ def zero_shot(clap, audio_embeddings: torch.Tensor, text_embeddings: torch.Tenso
     return logits.softmax(dim=-1)
 
 
-def embed_waves(clap, waves: torch.Tensor, batch_size: int = 64, progress: bool = True) -> torch.Tensor:
-    """Audio embeddings ``[N, D]`` of ``waves [N, T]`` in batches, on the model's device, returned on CPU."""
+def embed_waves(
+    clap, waves: torch.Tensor, sample_rate: int | None = None, batch_size: int = 64, progress: bool = True
+) -> torch.Tensor:
+    """Audio embeddings ``[N, D]`` of ``waves [N, T]`` in batches, on the model's device, returned on CPU.
+
+    ``sample_rate`` is the rate of ``waves`` (default: the model's); another rate is resampled with a warning.
+    """
     out = []
     with torch.no_grad():
         for start in tqdm(range(0, len(waves), batch_size), desc="embedding audio", disable=not progress):
-            out.append(clap.embed_audio(waves[start : start + batch_size]).cpu())
+            out.append(clap.embed_audio(waves[start : start + batch_size], sample_rate).cpu())
     return torch.cat(out)
 
 
@@ -92,7 +97,7 @@ def embed_dataset(clap, dataset, batch_size: int = 64, cache: bool = True, progr
         path = cache_dir() / "embeddings" / model_key / f"{dataset_key}.pt"
         if path.exists():
             return torch.load(path, weights_only=True), labels
-    embeddings = embed_waves(clap, waves, batch_size, progress)
+    embeddings = embed_waves(clap, waves, dataset.sample_rate, batch_size, progress)
     if path is not None:
         save_atomically(embeddings, path)
     return embeddings, labels

@@ -236,3 +236,16 @@ def test_fit_stops_early_and_restores_the_best_epoch():
                   evaluate=evaluate, patience=2, progress=False)
     assert history.best_epoch == 1 and len(history.loss) == 4
     assert torch.equal(model.weight, seen[0.9])
+
+
+def test_embed_dataset_uses_the_dataset_sample_rate(shipped, tmp_path, monkeypatch):
+    # a 48 kHz dataset must be resampled for a 16 kHz model, not read as if it were 16 kHz
+    from audiox.data import load_dataset
+
+    monkeypatch.setenv("AUDIOX_CACHE", str(tmp_path))
+    at_16k, _ = zeroshot.embed_dataset(shipped, load_dataset("synth", split="test", n_per_class=1), progress=False)
+    with pytest.warns(UserWarning, match="48000 Hz -> 16000 Hz"):
+        at_48k, _ = zeroshot.embed_dataset(
+            shipped, load_dataset("synth", split="test", n_per_class=1, sample_rate=48_000), progress=False
+        )
+    assert float((at_16k * at_48k).sum(-1).min()) > 0.9

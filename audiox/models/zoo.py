@@ -147,7 +147,7 @@ def synth_quality(clap, split: str = "test", progress: bool = False, dataset=Non
     )
 
     ds = dataset if dataset is not None else SynthSounds(split=split)
-    audio_emb = embed_waves(clap, ds.waves(), progress=progress).to(pick_device())
+    audio_emb = embed_waves(clap, ds.waves(), ds.sample_rate, progress=progress).to(pick_device())
     labels = ds.labels.to(audio_emb.device)
     result = {}
     for key, templates in (("zero_shot_accuracy", (PROMPT,)), ("zero_shot_accuracy_ensemble", TEMPLATES)):
