@@ -1,4 +1,4 @@
-"""Plots every notebook shares: spectrograms in dB, masks over spectrograms, waveforms.
+"""Plots every notebook shares: spectrograms in dB, masks over spectrograms, waveforms, concept bars.
 
 Each function draws on ``ax`` (a new figure when omitted) and returns the axes, so
 notebooks compose them into grids.
@@ -107,4 +107,21 @@ def waveform(wave, sample_rate: int, ax=None, title: str = ""):
     wave = torch.as_tensor(wave).detach().float().cpu().numpy()
     ax.plot(np.arange(wave.shape[-1]) / sample_rate, wave, lw=0.5)
     ax.set(xlabel="s", ylim=(-1, 1), title=title, xlim=(0, wave.shape[-1] / sample_rate))
+    return ax
+
+
+def concept_bars(pairs, ax=None, title: str = "", color: str = "tab:blue"):
+    """Horizontal bars of ``(word, weight)`` pairs, heaviest on top, e.g. from
+    :func:`audiox.concepts.top_concepts`; class probabilities read the same way.
+
+    >>> import matplotlib; matplotlib.use("Agg")
+    >>> ax = concept_bars([("siren", 0.4), ("sweeping", 0.2)], title="clip 0")
+    >>> [t.get_text() for t in ax.get_yticklabels()]
+    ['sweeping', 'siren']
+    """
+    ax = _axes(ax, figsize=(4, 0.3 * max(len(pairs), 3) + 0.8))
+    pairs = list(pairs)[::-1]  # barh draws bottom-up
+    ax.barh([w for w, _ in pairs], [float(v) for _, v in pairs], color=color)
+    ax.set(title=title, xlabel="weight")
+    ax.tick_params(axis="y", labelsize=8)
     return ax

@@ -443,11 +443,17 @@ def vocabulary_path(name: str, backbone: str = "tiny-clap") -> Path:
     return backbone_dir(backbone) / f"{name}.txt" if name in BACKBONE_DEPENDENT else VOCAB_DIR / f"{name}.txt"
 
 
-def load_vocabulary(name: str, backbone: str = "tiny-clap") -> list[str]:
+def load_vocabulary(name: str, backbone: str = "tiny-clap", representable: bool = False) -> list[str]:
     """A shipped vocabulary as a list of words: ``"baseline"``, ``"pruned"`` or ``"clustered"`` (per ``backbone``).
+
+    ``representable=True`` leaves out the words that ``backbone``'s report flags as poorly
+    represented by its text encoder (see :func:`representability`); the clustered vocabulary
+    has none of them already.
 
     >>> load_vocabulary("baseline")[:4]
     ['field-recording', 'noise', 'ambience', 'voice']
+    >>> len(load_vocabulary("pruned", representable=True)) < len(load_vocabulary("pruned"))
+    True
     >>> load_vocabulary("clustered", backbone="laion-clap")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
@@ -461,7 +467,11 @@ def load_vocabulary(name: str, backbone: str = "tiny-clap") -> list[str]:
                 f"build it with `{BUILD_COMMAND} --backbone {backbone}`."
             )
         raise ValueError(f"{path} is missing; `git checkout data/vocab` or rebuild with `{BUILD_COMMAND}`.")
-    return read_tag_list(path)
+    words = read_tag_list(path)
+    if representable:
+        flagged = set(load_report(backbone)["flagged"])
+        words = [w for w in words if w not in flagged]
+    return words
 
 
 def load_report(backbone: str = "tiny-clap") -> dict:

@@ -3,6 +3,7 @@
     python benchmarks/notebooks.py                # time every notebook, write benchmarks/results/notebooks-<device>.json
     python benchmarks/notebooks.py --inplace      # also save the executed notebooks (what `make notebooks` does)
     python benchmarks/notebooks.py --only 00      # notebooks whose name contains 00
+    python benchmarks/notebooks.py --warm         # reuse data/cache (default: an empty cache, a first run)
 
 Notebooks choose their device themselves (CUDA > MPS > CPU), so the same command measures a
 GPU machine when run on one. Peak memory is the kernel process's max RSS (and CUDA's peak
@@ -15,6 +16,7 @@ import argparse
 import json
 import os
 import platform
+import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -61,8 +63,12 @@ def main() -> None:
     parser.add_argument("--inplace", action="store_true", help="save the executed notebooks")
     parser.add_argument("--only", default="", help="run notebooks whose file name contains this")
     parser.add_argument("--timeout", type=int, default=1800, help="seconds per cell")
+    parser.add_argument("--warm", action="store_true",
+                        help="keep the embedding/dictionary cache (default: a fresh, empty cache, as a learner's first run)")
     args = parser.parse_args()
     os.environ.setdefault("AUDIOX_PROFILE", "offline")
+    if not args.warm:
+        os.environ["AUDIOX_CACHE"] = tempfile.mkdtemp(prefix="audiox-cold-cache-")
     rows = []
     paths = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")) + sorted(NOTEBOOKS.glob("solutions/[0-9][0-9]_*.ipynb"))
     for path in paths:
@@ -75,10 +81,15 @@ def main() -> None:
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
         "profile": os.environ["AUDIOX_PROFILE"],
+        "cache": "warm" if args.warm else "cold (fresh cache: embeddings computed)",
         "notebooks": rows,
     }
     out = ROOT / "benchmarks" / "results" / f"notebooks-{'cpu' if device == 'cpu' else 'gpu'}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
+    if args.only and out.exists():  # a partial run updates its rows and keeps the others
+        ran = {r["notebook"] for r in rows}
+        rows[:0] = [r for r in json.loads(out.read_text())["notebooks"] if r["notebook"] not in ran]
+        rows.sort(key=lambda r: r["notebook"])
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {out.relative_to(ROOT)}")
 

@@ -113,6 +113,19 @@ def test_batch_equals_one_clip_at_a_time():
     assert torch.equal(batch.concept_weights > 1e-3, weights > 1e-3)
 
 
+def test_warm_start_reaches_the_same_solution_in_fewer_steps():
+    vectors, z = problem(300, 128, batch=16, seed=3, n_true=20)
+    previous = nonnegative_lasso(z, vectors, 0.05)
+    cold = nonnegative_lasso(z, vectors, 0.08)
+    warm = nonnegative_lasso(z, vectors, 0.08, warm_start=previous)
+    assert ((warm.objective - cold.objective).abs() / cold.objective).max() <= 1e-4
+    assert warm.iterations.float().mean() < cold.iterations.float().mean()
+    # a subset of clips warm-starts from the subset of the solution
+    some = torch.tensor([1, 4, 9])
+    part = nonnegative_lasso(z[some], vectors, 0.08, warm_start=previous[some])
+    assert torch.allclose(part.objective, cold.objective[some], rtol=1e-4)
+
+
 def test_per_clip_l1_equals_separate_solves():
     vectors, z = problem(100, 32, batch=3, seed=4)
     l1 = torch.tensor([0.01, 0.05, 0.3])

@@ -161,6 +161,13 @@ def test_report_matches_the_shipped_files(shipped, report):
     assert report["clustered"]["candidates"] == len(shipped["baseline"]) - report["n_flagged"]
 
 
+def test_representable_vocabularies_leave_out_exactly_the_flagged_words(shipped, report):
+    for name, words in shipped.items():
+        kept = vocab.load_vocabulary(name, representable=True)
+        assert kept == [w for w in words if w not in report["flagged"]]
+    assert vocab.load_vocabulary("clustered", representable=True) == shipped["clustered"]
+
+
 def test_report_is_what_the_criterion_gives(shipped, report, clap):
     recomputed = vocab.representability(shipped["baseline"], clap)
     assert recomputed["flagged"] == report["flagged"]
