@@ -184,10 +184,10 @@ def save_atomically(obj, path: Path) -> Path:
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    try:
+    # torch.save writes the file's name into the archive: saving under the final name, in a private
+    # folder next to it, keeps the bytes (and a shipped weight's sha256) the same from run to run
+    with tempfile.TemporaryDirectory(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp") as tmp_dir:
+        tmp = Path(tmp_dir) / path.name
         torch.save(obj, tmp)
         os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path

@@ -25,6 +25,8 @@ import torch
 from torch import nn
 
 from .. import audio
+from .base import SpectrogramModel
+from .classifiers import LogMelCNN
 
 
 @runtime_checkable
@@ -49,44 +51,16 @@ class Clap(Protocol):
     def audio_features(self, wave: torch.Tensor, sample_rate: int | None = None) -> list[torch.Tensor]: ...
 
 
-class ClapBase(nn.Module):
-    """Shared plumbing: input validation, the linear STFT, and ``embed_audio`` via ``spec_to_embedding``.
+class ClapBase(SpectrogramModel):
+    """Shared plumbing: input validation and the linear STFT (:class:`~audiox.models.base.SpectrogramModel`),
+    and ``embed_audio`` via ``spec_to_embedding``.
 
     Subclasses set ``name``, ``sample_rate``, ``embed_dim``, ``n_fft``, ``hop_length`` and
     implement ``spec_to_embedding``, ``embed_text``, ``audio_features`` and ``logit_scale``.
     """
 
     name: str
-    sample_rate: int
     embed_dim: int
-    n_fft: int
-    hop_length: int
-    #: shortest clip the encoder accepts, in seconds
-    min_seconds: float = 0.25
-
-    def _device(self) -> torch.device:
-        return next(self.parameters()).device
-
-    def prepare(self, wave, sample_rate: int | None = None) -> torch.Tensor:
-        """Validate a clip ``[T]`` or batch ``[B, T]`` and move it to the model's device as ``[B, T]``.
-
-        A clip at another sample rate is resampled (with a warning) when ``sample_rate`` is given.
-        """
-        wave = torch.as_tensor(wave) if not isinstance(wave, torch.Tensor) else wave
-        batched = wave.ndim >= 2  # the contract: [T] is one clip, [B, T] a batch of mono clips
-        wave = audio.validate(
-            wave,
-            sample_rate or self.sample_rate,
-            expected_sample_rate=self.sample_rate,
-            resample_to_expected=True,
-            min_seconds=self.min_seconds,
-            batched=batched,
-        )
-        return (wave if batched else wave[None]).to(self._device())
-
-    def spectrogram(self, wave: torch.Tensor, sample_rate: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Linear magnitude and phase ``[B, F, T]`` of the model's STFT (where masks are defined)."""
-        return audio.magnitude_phase(self.prepare(wave, sample_rate), self.n_fft, self.hop_length)
 
     def embed_audio(self, wave: torch.Tensor, sample_rate: int | None = None) -> torch.Tensor:
         """L2-normalised audio embeddings ``[B, D]`` of a clip or batch."""
@@ -147,39 +121,9 @@ class TextEncoder(nn.Module):
         return self.mlp(self.bag(flat, offsets))
 
 
-class AudioEncoder(nn.Module):
-    """A small CNN on log-mel: four conv blocks (hidden maps kept for decoders), then mean+max pooling over time."""
-
-    def __init__(self, n_mels: int = 64, channels: tuple[int, ...] = (16, 32, 64, 128), embed_dim: int = 128):
-        super().__init__()
-        # per-mel-band normalisation of the log-mel input, as PANNs' bn0: learns the input scale
-        self.bn0 = nn.BatchNorm1d(n_mels)
-        blocks, c_in = [], 1
-        for c_out in channels:
-            blocks.append(
-                nn.Sequential(
-                    nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)
-                )
-            )
-            c_in = c_out
-        self.blocks = nn.ModuleList(blocks)
-        self.proj = nn.Sequential(nn.Linear(2 * c_in, 256), nn.GELU(), nn.Linear(256, embed_dim))
-
-    def forward(self, log_mel: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        x = self.bn0(log_mel)[:, None]  # [B, 1, M, T]
-        features = []
-        for i, block in enumerate(self.blocks):
-            x = block(x)
-            features.append(x)
-            if i < len(self.blocks) - 1:
-                x = torch.nn.functional.avg_pool2d(x, 2)
-        x = x.mean(dim=2)  # over mel bands -> [B, C, T']
-        pooled = torch.cat([x.mean(dim=-1), x.amax(dim=-1)], dim=-1)  # max catches short events, mean long ones
-        return self.proj(pooled), features
-
-
 class TinyClap(ClapBase):
-    """The offline CLAP: :class:`AudioEncoder` on log-mel at 16 kHz and a hashed-n-gram :class:`TextEncoder`.
+    """The offline CLAP: a :class:`~audiox.models.classifiers.LogMelCNN` at 16 kHz and a hashed-n-gram
+    :class:`TextEncoder`.
 
     Built by ``python -m audiox.models.zoo train tiny-clap``; load the shipped weights with
     ``audiox.load_clap("tiny-clap")``.
@@ -200,8 +144,7 @@ class TinyClap(ClapBase):
         super().__init__()
         self.embed_dim = embed_dim
         self.config = {"embed_dim": embed_dim, "n_mels": n_mels, "channels": list(channels), "buckets": buckets}
-        self.register_buffer("mel_fb", audio.mel_filterbank(self.sample_rate, self.n_fft, n_mels), persistent=False)
-        self.audio_encoder = AudioEncoder(n_mels, tuple(channels), embed_dim)
+        self.audio_encoder = LogMelCNN(self.sample_rate, self.n_fft, n_mels, tuple(channels), embed_dim)
         self.text_encoder = TextEncoder(buckets, embed_dim=embed_dim)
         self.log_logit_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))
 
@@ -210,13 +153,13 @@ class TinyClap(ClapBase):
         return float(self.log_logit_scale.detach().exp().clamp(max=100))
 
     def spec_to_embedding(self, magnitude: torch.Tensor) -> torch.Tensor:
-        embedding, _ = self.audio_encoder(audio.log_mel(magnitude, self.mel_fb))
+        embedding, _ = self.audio_encoder(magnitude)
         return nn.functional.normalize(embedding, dim=-1)
 
     def audio_features(self, wave: torch.Tensor, sample_rate: int | None = None) -> list[torch.Tensor]:
         """Hidden maps of the four conv blocks, ``[B, C_i, M / 2^i, T / 2^i]`` (C = 16, 32, 64, 128)."""
         magnitude, _ = self.spectrogram(wave, sample_rate)
-        return self.audio_encoder(audio.log_mel(magnitude, self.mel_fb))[1]
+        return self.audio_encoder(magnitude)[1]
 
     def embed_text(self, texts: list[str]) -> torch.Tensor:
         if isinstance(texts, str):

@@ -102,3 +102,33 @@ def fit(
     model.eval()
     history.seconds = time.perf_counter() - start
     return history
+
+
+def minibatches(n: int, batch_size: int, epoch: int, seed: int = 0) -> tuple[torch.Generator, list[torch.Tensor]]:
+    """A reshuffle of ``range(n)`` into full batches, deterministic from ``(seed, epoch)``.
+
+    Returns the generator too, so augmentations drawn from it afterwards are just as reproducible.
+    The last partial batch is dropped: BatchNorm statistics of a batch of one or two are noise.
+
+    >>> gen, batches = minibatches(10, 4, epoch=0)
+    >>> [len(b) for b in batches], len(set(torch.cat(batches).tolist()))  # two full batches, no clip twice
+    ([4, 4], 8)
+    """
+    gen = torch.Generator().manual_seed(seed * 1000 + epoch)
+    order = torch.randperm(n, generator=gen)
+    return gen, [order[start : start + batch_size] for start in range(0, n - batch_size + 1, batch_size)]
+
+
+def random_gain_and_shift(magnitude: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Augment a batch of magnitudes ``[B, F, T]``: a gain of +-6 dB per clip and one circular time shift.
+
+    So a model's output depends neither on loudness nor on where in the clip the event sits.
+
+    >>> m = torch.ones(2, 3, 5)
+    >>> out = random_gain_and_shift(m, torch.Generator().manual_seed(0))
+    >>> out.shape, bool(((out[:, 0, 0] > 0.49) & (out[:, 0, 0] < 2.02)).all())
+    (torch.Size([2, 3, 5]), True)
+    """
+    gain = torch.exp(torch.empty(len(magnitude), 1, 1).uniform_(-0.7, 0.7, generator=generator))
+    shift = int(torch.randint(0, magnitude.shape[-1], (1,), generator=generator))
+    return torch.roll(magnitude, shift, dims=-1) * gain.to(magnitude.device)

@@ -1,0 +1,281 @@
+"""Listen to Interpret (L2I, seed paper 003): explain a classifier with a few listenable NMF components.
+
+Parekh et al. (NeurIPS 2022; IEEE/ACM TASLP 2024). A spectral dictionary ``W`` ``[F, K]`` is
+learned beforehand by NMF on ``log1p|STFT|`` of training audio (:mod:`audiox.nmf`) and frozen.
+An **interpreter** reads hidden layers of the classifier and outputs non-negative activations
+``H`` ``[B, K, T]``, one time course per component, such that
+
+* ``W H`` reconstructs ``log1p|X|`` (the components describe the audio), and
+* a linear head on the time-pooled ``H`` reproduces the classifier's output (they describe the decision).
+
+The loss (:func:`interpreter_loss`) is ``5 * MSE(W H, log1p|X|) + fidelity_weight * KL(classifier ||
+interpreter) + 0.4 * mean(H)``. The explanation of class ``c`` for one clip: the *relevance*
+of each component, its pooled activation times its head weight for ``c`` (normalised by the
+largest, :func:`relevance`); the top few components above a threshold; and a Wiener-like mask
+``W_S H_S / W H`` on the clip's magnitude, turned into sound with the original phase
+(:func:`interpret`). Two modes: **post-hoc** (the classifier is frozen, only the interpreter
+learns) and **by design** (classifier and interpreter learn together, :func:`train_interpreter`).
+
+>>> import torch
+>>> from audiox.models.classifiers import CNNClassifier
+>>> classifier = CNNClassifier(["siren", "bird", "rain"]).eval()   # random weights: shapes only
+>>> W = torch.rand(257, 12)                                         # a dictionary [F, K]
+>>> interpreter = Interpreter.for_classifier(classifier, n_components=12)
+>>> magnitude, phase = classifier.spectrogram(torch.randn(2, 16_000) * 0.1)
+>>> out = interpreter(*features(classifier, magnitude, interpreter.layers)[1:], n_frames=magnitude.shape[-1])
+>>> out.activations.shape, out.logits.shape, bool((out.activations >= 0).all())
+(torch.Size([2, 12, 126]), torch.Size([2, 3]), True)
+>>> explanation = interpret(classifier, interpreter, W, magnitude, phase, top=3)
+>>> explanation.mask.shape, explanation.wave.shape
+(torch.Size([2, 257, 126]), torch.Size([2, 16000]))
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from . import audio
+from .models.train import History, fit, minibatches
+from .nmf import component_masks
+
+#: The loss weights of the L2I paper: reconstruction, L1 on the activations.
+RECONSTRUCTION_WEIGHT, SPARSITY_WEIGHT = 5.0, 0.4
+
+
+@dataclass
+class InterpreterOutput:
+    activations: torch.Tensor  # H [B, K, T], non-negative
+    logits: torch.Tensor  # the head's logits [B, C]
+
+
+class Interpreter(nn.Module):
+    """Hidden maps of the classifier -> NMF activations ``H`` ``[B, K, T]`` -> pooled linear head.
+
+    Each tapped map ``[B, C_i, bands, T_i]`` is averaged over its frequency bands (time is what
+    ``H`` needs; the spectral shape comes from ``W``), projected by a 1x1 convolution, and
+    brought to the finest tapped time resolution; two 1-D convolutions mix the layers into ``K``
+    activations, made non-negative by a ReLU (exact zeros: an inactive component is silent), and
+    stretched linearly to the spectrogram's ``T`` frames (which keeps them non-negative).
+
+    Args:
+        channels: channels ``C_i`` of the tapped maps, in the order :func:`features` returns them.
+        layers: which of the classifier's hidden maps to read (indices into its list).
+    """
+
+    def __init__(self, channels: Sequence[int], layers: Sequence[int], n_components: int, n_classes: int,
+                 width: int = 64):
+        super().__init__()
+        if len(channels) != len(layers):
+            raise ValueError(f"one channel count per tapped layer: {list(channels)} vs layers {list(layers)}.")
+        self.layers = list(layers)
+        self.read = nn.ModuleList(nn.Conv1d(c, width, 1) for c in channels)
+        self.decode = nn.Sequential(
+            nn.ReLU(), nn.Conv1d(width * len(channels), width, 3, padding=1), nn.ReLU(),
+            nn.Conv1d(width, n_components, 3, padding=1), nn.ReLU(),
+        )
+        self.head = nn.Linear(n_components, n_classes)
+
+    @classmethod
+    def for_classifier(cls, classifier, n_components: int, layers: Sequence[int] = (-2, -1), width: int = 64):
+        """An interpreter sized for ``classifier``'s hidden maps (default: its last two blocks)."""
+        probe = classifier.spectrogram(torch.zeros(classifier.sample_rate // 2) + 1e-3)[0]
+        with torch.no_grad():
+            hidden = classifier.logits_and_hidden(probe)[1]
+        layers = [range(len(hidden))[i] for i in layers]  # negative indices -> positions
+        return cls([hidden[i].shape[1] for i in layers], layers, n_components, classifier.n_classes, width)
+
+    def forward(self, pooled: list[torch.Tensor], n_frames: int) -> InterpreterOutput:
+        # decode at the finest tapped time resolution, then stretch H to the spectrogram's frames:
+        # 4-8x cheaper than decoding at full resolution, and H is smooth at that scale anyway
+        steps = max(p.shape[-1] for p in pooled)
+        x = [F.interpolate(read(p), size=steps, mode="linear") for read, p in zip(self.read, pooled)]
+        activations = F.interpolate(self.decode(torch.cat(x, dim=1)), size=n_frames, mode="linear")
+        return InterpreterOutput(activations, self.head(activations.mean(dim=-1)))
+
+
+def features(classifier, magnitude: torch.Tensor, layers: Sequence[int]) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """The classifier's logits and its tapped hidden maps averaged over frequency, ``[B, C_i, T_i]``."""
+    logits, hidden = classifier.logits_and_hidden(magnitude)
+    return logits, [hidden[i].mean(dim=2) for i in layers]
+
+
+def interpreter_loss(W, magnitude, classifier_logits, out: InterpreterOutput, fidelity_weight: float) -> torch.Tensor:
+    """``5 MSE(W H, log1p|X|) + fidelity_weight KL(p_classifier || p_interpreter) + 0.4 mean(H)``."""
+    reconstruction = F.mse_loss(torch.einsum("fk,bkt->bft", W, out.activations), torch.log1p(magnitude))
+    fidelity = F.kl_div(out.logits.log_softmax(-1), classifier_logits.log_softmax(-1), log_target=True,
+                        reduction="batchmean")
+    return RECONSTRUCTION_WEIGHT * reconstruction + fidelity_weight * fidelity + SPARSITY_WEIGHT * out.activations.mean()
+
+
+def train_interpreter(
+    classifier,
+    interpreter: Interpreter,
+    W: torch.Tensor,
+    train_magnitude: torch.Tensor,
+    val_magnitude: torch.Tensor,
+    *,
+    by_design: bool = False,
+    train_labels: torch.Tensor | None = None,
+    val_labels: torch.Tensor | None = None,
+    epochs: int = 20,
+    batch_size: int = 32,
+    lr: float = 5e-3,
+    fidelity_weights: tuple[float, float] = (0.5, 1.0),
+    seed: int = 0,
+    progress: bool = True,
+) -> History:
+    """Train an interpreter on magnitudes ``[N, F, T]``: post-hoc (default) or by design.
+
+    Post-hoc: the classifier stays frozen in eval mode; its logits and hidden maps are computed
+    once. By design (``by_design=True``, needs labels): the classifier learns too, with its own
+    cross-entropy added to the loss, so the decision is shaped to be explainable by ``W``.
+    The fidelity weight is ``fidelity_weights[0]`` for the first half of the epochs, then
+    ``fidelity_weights[1]`` (0.5 then 1.0 in the paper): first the components learn to describe
+    the audio, then the decision. Validation keeps the epoch
+    with the best top-1 fidelity (by design: fidelity plus the classifier's accuracy).
+    """
+    W = W.to(train_magnitude.device)
+    if by_design and (train_labels is None or val_labels is None):
+        raise ValueError("by_design=True trains the classifier too: pass train_labels and val_labels.")
+    layers, n_frames = interpreter.layers, train_magnitude.shape[-1]
+    frozen = None
+    if not by_design:
+        classifier.eval()
+        with torch.no_grad():
+            frozen = [features(classifier, chunk, layers) for chunk in train_magnitude.split(256)]
+            frozen_logits = torch.cat([f[0] for f in frozen])
+            frozen_maps = [torch.cat([f[1][i] for f in frozen]) for i in range(len(layers))]
+    model = nn.ModuleDict({"interpreter": interpreter, **({"classifier": classifier} if by_design else {})})
+
+    def batches(epoch):
+        _, indices = minibatches(len(train_magnitude), batch_size, epoch, seed)
+        weight = fidelity_weights[0] if epoch < epochs // 2 else fidelity_weights[1]
+        for idx in indices:
+            idx = idx.to(train_magnitude.device)
+            yield idx, weight
+
+    def loss_fn(model, batch):
+        idx, weight = batch
+        magnitude = train_magnitude[idx]
+        if by_design:
+            logits, maps = features(classifier, magnitude, layers)
+            out = interpreter(maps, n_frames)
+            # the interpreter imitates the classifier, not the other way round: detach its target
+            return interpreter_loss(W, magnitude, logits.detach(), out, weight) + F.cross_entropy(
+                logits, train_labels[idx].to(logits.device))
+        out = interpreter([m[idx] for m in frozen_maps], n_frames)
+        return interpreter_loss(W, magnitude, frozen_logits[idx], out, weight)
+
+    def evaluate(model):
+        classifier_logits, interpreter_logits = predict(classifier, interpreter, val_magnitude)
+        score = fidelity(classifier_logits, interpreter_logits, k=1)
+        if by_design:
+            score += float((classifier_logits.argmax(-1) == val_labels.to(classifier_logits.device)).float().mean())
+        return score
+
+    history = fit(model, loss_fn, batches, epochs=epochs, lr=lr, evaluate=evaluate, seed=seed, progress=progress,
+                  desc="L2I by design" if by_design else "L2I interpreter")
+    classifier.eval()
+    return history
+
+
+@torch.no_grad()
+def predict(classifier, interpreter: Interpreter, magnitude: torch.Tensor, batch_size: int = 256):
+    """Classifier logits and interpreter logits ``[N, C]`` of many magnitudes, in batches."""
+    outputs = []
+    for chunk in magnitude.split(batch_size):
+        logits, maps = features(classifier, chunk, interpreter.layers)
+        outputs.append((logits, interpreter(maps, chunk.shape[-1]).logits))
+    return torch.cat([o[0] for o in outputs]), torch.cat([o[1] for o in outputs])
+
+
+def fidelity(classifier_logits: torch.Tensor, interpreter_logits: torch.Tensor, k: int = 1) -> float:
+    """Top-k fidelity: the fraction of clips whose classifier prediction is among the interpreter's top ``k``.
+
+    >>> fidelity(torch.tensor([[3.0, 1, 0], [0, 3.0, 1]]), torch.tensor([[2.0, 1, 0], [2.0, 1, 0]]), k=1)
+    0.5
+    >>> fidelity(torch.tensor([[3.0, 1, 0], [0, 3.0, 1]]), torch.tensor([[2.0, 1, 0], [2.0, 1, 0]]), k=2)
+    1.0
+    """
+    top = interpreter_logits.topk(k, dim=-1).indices
+    return float((top == classifier_logits.argmax(-1, keepdim=True)).any(-1).float().mean())
+
+
+def relevance(interpreter: Interpreter, activations: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Relevance ``[B, K]`` of each component for class ``target`` ``[B]``: pooled activation times the
+    head's weight for that class, divided by the largest (so the most relevant component has 1).
+
+    Negative values (components that speak *against* the class) stay negative.
+    """
+    contribution = activations.mean(dim=-1) * interpreter.head.weight[target]
+    return contribution / contribution.amax(dim=-1, keepdim=True).clamp(min=1e-12)
+
+
+def relevant_components(relevance_scores: torch.Tensor, top: int = 5, threshold: float = 0.2) -> torch.Tensor:
+    """Boolean ``[B, K]``: each clip's ``top`` most relevant components whose relevance exceeds ``threshold``.
+
+    >>> relevant_components(torch.tensor([[1.0, 0.5, 0.1, -0.3]]), top=3)
+    tensor([[ True,  True, False, False]])
+    """
+    chosen = torch.zeros_like(relevance_scores, dtype=torch.bool)
+    ranked = relevance_scores.topk(min(top, relevance_scores.shape[-1]), dim=-1)
+    chosen.scatter_(-1, ranked.indices, ranked.values > threshold)
+    return chosen
+
+
+@dataclass
+class Interpretation:
+    """A listenable interpretation: the mask on the magnitude, the chosen components, and the sound."""
+
+    mask: torch.Tensor  # [B, F, T] in [0, 1]
+    components: torch.Tensor  # [B, K] bool
+    relevance: torch.Tensor  # [B, K]
+    target: torch.Tensor  # [B] the class explained
+    activations: torch.Tensor  # H [B, K, T]
+    wave: torch.Tensor  # [B, samples]: mask * |X| with the original phase
+    residual: torch.Tensor  # [B, samples]: (1 - mask) * |X|, what the interpretation leaves out
+
+
+@torch.no_grad()
+def interpret(classifier, interpreter: Interpreter, W: torch.Tensor, magnitude: torch.Tensor, phase: torch.Tensor,
+              target: torch.Tensor | None = None, top: int = 5, threshold: float = 0.2) -> Interpretation:
+    """Explain the classifier's decision (or class ``target``) on each clip with its relevant components.
+
+    The mask is :func:`audiox.nmf.component_masks`: the chosen components' share ``W_S H_S / W H``
+    of the interpreter's reconstruction, applied to the clip's linear magnitude.
+    """
+    logits, maps = features(classifier, magnitude, interpreter.layers)
+    target = logits.argmax(-1) if target is None else torch.as_tensor(target, device=magnitude.device).expand(len(magnitude))
+    out = interpreter(maps, magnitude.shape[-1])
+    scores = relevance(interpreter, out.activations, target)
+    chosen = relevant_components(scores, top, threshold)
+    mask = component_masks(W.to(magnitude.device), out.activations, chosen.float())
+    length = (magnitude.shape[-1] - 1) * classifier.hop_length
+    wave = audio.istft_with_phase(mask * magnitude, phase, classifier.n_fft, classifier.hop_length, length)
+    residual = audio.istft_with_phase((1 - mask) * magnitude, phase, classifier.n_fft, classifier.hop_length, length)
+    return Interpretation(mask, chosen, scores, target, out.activations, wave, residual)
+
+
+@torch.no_grad()
+def removal_drop(classifier, magnitude: torch.Tensor, mask: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Faithfulness: drop of the probability of ``target`` when the masked part is removed, ``p(X) - p((1 - M) X)``."""
+    before = classifier.spec_to_logits(magnitude).softmax(-1)
+    after = classifier.spec_to_logits((1 - mask) * magnitude).softmax(-1)
+    index = target[:, None]
+    return (before.gather(1, index) - after.gather(1, index))[:, 0]
+
+
+def random_components(chosen: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """As many components per clip as ``chosen`` has, drawn at random: the baseline for faithfulness.
+
+    >>> random_components(torch.tensor([[True, True, False, False, False]])).sum().item()
+    2
+    """
+    scores = torch.rand(chosen.shape, generator=generator).to(chosen.device)
+    order = scores.argsort(dim=-1, descending=True).argsort(dim=-1)  # rank of each component
+    return order < chosen.sum(dim=-1, keepdim=True)
