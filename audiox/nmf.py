@@ -9,8 +9,8 @@ A column ``w_k`` of W is a spectral template (a harmonic stack, a noise band, a 
 
 * ``"euclidean"``: ``0.5 * ||V - W H||^2 + l1 * sum(H)`` (L2I's MSE), minimised by HALS, exact
   coordinate descent on one row of H or column of W at a time (what scikit-learn's ``"cd"``
-  solver does, here vectorised over frames). Multiplicative updates reach the same cost only
-  after several times more iterations on log1p spectra (benchmarks/nmf.py).
+  solver does, here vectorised over frames). Multiplicative updates are much slower here: on 100
+  clips at K = 100, 800 of them stayed above the cost coordinate descent reaches in 200.
 * ``"kl"``: generalised Kullback-Leibler ``sum(V log(V / W H) - V + W H) + l1 * sum(H)``,
   minimised by multiplicative updates (Lee and Seung), started from a short Euclidean fit.
 
@@ -52,12 +52,13 @@ _EPS = 1e-10
 # Entries below this are set to 0: unused entries shrink towards 0 geometrically, and exact
 # zeros keep the factors sparse and away from subnormal floats, which are slow on many CPUs.
 _TINY = 1e-15
-# Sweeps over the rows of H / columns of W per iteration: each reuses W^T V or V H^T, the
-# expensive products, so extra sweeps are cheap (Gillis and Glineur's accelerated HALS).
-_H_SWEEPS, _W_SWEEPS = 3, 10
+# Sweeps over the rows of H / columns of W per iteration. Extra W sweeps reuse V H^T, the expensive
+# product, and cost only K x K x F each (Gillis and Glineur's accelerated HALS); extra H sweeps
+# led to poorer local minima on log1p spectra (2-5% higher final cost at K = 25, 300 clips).
+_H_SWEEPS, _W_SWEEPS = 1, 5
 # Multiplicative updates spend most of their first iterations undoing the initialisation; a
-# short Euclidean fit is a much better start for the KL cost (50 MU iterations instead of 230
-# to reach scikit-learn's cost on 100 clips).
+# short Euclidean fit is a much better start for the KL cost (on 100 clips at K = 100,
+# scikit-learn's final KL cost after 1 MU iteration instead of 231).
 _KL_WARM_START = 20
 
 

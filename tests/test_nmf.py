@@ -65,7 +65,7 @@ def test_factors_are_non_negative_with_unit_columns(spectra, beta, l1):
     assert ((norms - 1).abs() < 1e-5).all(), norms  # a dead component would be a zero column
 
 
-@pytest.mark.parametrize("beta,n_iter,tol", [("euclidean", 1000, 1e-6), ("kl", 1000, 1e-2)])
+@pytest.mark.parametrize("beta,n_iter,tol", [("euclidean", 2000, 1e-5), ("kl", 1000, 1e-2)])
 def test_fit_is_a_stationary_point_of_the_penalised_cost(beta, n_iter, tol):
     # KKT conditions of  D(V | W H) + l1 * sum_k ||w_k|| sum(h_k)  for unit columns: gradient >= 0,
     # and 0 wherever the factor is positive. Multiplicative updates (KL) converge slowly, hence tol.
