@@ -283,6 +283,34 @@ def log_mel(magnitude: torch.Tensor, filterbank: torch.Tensor, eps: float = 1e-6
     return torch.log(mel + eps)
 
 
+def mel_to_linear(x: torch.Tensor, sample_rate: int, n_fft: int, n_frames: int) -> torch.Tensor:
+    """Bring a map on a mel-like grid ``[B, bands, frames]`` to the linear STFT grid ``[B, F, n_frames]``.
+
+    Each linear bin takes the average of the bands whose mel filter covers it (the filterbank
+    transposed, rows normalised to sum to 1), so values in [0, 1] stay in [0, 1]; time is
+    interpolated linearly. This is how a map read off a model's hidden layers (GradCAM, the
+    LMAC-ZS decoder) becomes a mask on the magnitude a learner hears. Differentiable.
+
+    >>> m = torch.zeros(1, 8, 10); m[:, :2] = 1.0          # the lowest two of eight mel bands
+    >>> lin = mel_to_linear(m, 16_000, 512, n_frames=20)
+    >>> tuple(lin.shape), float(lin[0, 5, 0]), float(lin[0, 200, 0])
+    ((1, 257, 20), 1.0, 0.0)
+    """
+    if x.ndim != 3:
+        raise ValueError(f"expected a map [B, bands, frames], got shape {tuple(x.shape)}.")
+    lift = mel_filterbank(sample_rate, n_fft, x.shape[1], device=x.device).to(x.dtype)  # [F, bands]
+    # the top and bottom linear bins may lie outside every filter: give them their nearest band
+    empty = lift.sum(dim=1) == 0
+    if empty.any():
+        nearest = torch.where(torch.arange(len(lift), device=x.device) < len(lift) // 2, 0, x.shape[1] - 1)
+        lift[empty, nearest[empty]] = 1.0
+    lift = lift / lift.sum(dim=1, keepdim=True)
+    linear = torch.einsum("fm,bmt->bft", lift, x)
+    if linear.shape[-1] != n_frames:
+        linear = torch.nn.functional.interpolate(linear, size=n_frames, mode="linear", align_corners=True)
+    return linear
+
+
 def _pcm_ready(wave) -> np.ndarray:
     wave = _as_tensor(wave, "wave").detach().to("cpu", torch.float32)
     if wave.ndim != 1:

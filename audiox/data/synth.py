@@ -422,6 +422,53 @@ def _power(wave):
     return float(np.mean(np.square(wave, dtype=np.float64)))
 
 
+def ratio_masks(sources: torch.Tensor) -> torch.Tensor:
+    """Ground-truth magnitude ratio masks ``|S_k| / (sum_j |S_j| + 1e-8)`` of sources ``[K, ..., T]`` -> ``[K, ..., F, T']``.
+
+    On :func:`audiox.audio.stft` (n_fft 512, hop 128); each mask lies in [0, 1] and they sum to 1
+    wherever there is energy.
+
+    >>> masks = ratio_masks(torch.stack([torch.ones(1600), torch.zeros(1600)]))
+    >>> tuple(masks.shape), float(masks[0].max()), float(masks[1].max())
+    ((2, 257, 13), 1.0, 0.0)
+    """
+    magnitudes = stft(sources).abs()
+    return magnitudes / (magnitudes.sum(0) + _MASK_EPS)
+
+
+def add_background(events: torch.Tensor, backgrounds: torch.Tensor, snr_db: float) -> dict:
+    """Contaminate clean clips ``[B, T]`` with backgrounds ``[B, T]`` (white noise, speech, ...) at ``snr_db``.
+
+    The out-of-domain test of an explanation: the event keeps its level, the background is scaled
+    so that 10 log10(P(event) / P(background)) = ``snr_db`` per clip (mean power over the clip; a
+    silent background stays silent). Returns ``wave`` ``[B, T]`` (peak-limited to 0.95 together
+    with the sources, so they still sum to it), ``sources`` {"event", "background"} and their
+    ground-truth ``masks`` ``[B, F, T']`` (:func:`ratio_masks`).
+
+    >>> events = torch.stack([make_event("siren", 0)["wave"], make_event("bird", 1)["wave"]])
+    >>> out = add_background(events, torch.randn(2, events.shape[1]), snr_db=0.0)
+    >>> p = lambda x: x.double().pow(2).mean(-1)
+    >>> snr = 10 * torch.log10(p(out["sources"]["event"]) / p(out["sources"]["background"]))
+    >>> bool((snr.abs() < 1e-3).all())
+    True
+    """
+    events, backgrounds = torch.as_tensor(events, dtype=torch.float32), torch.as_tensor(backgrounds, dtype=torch.float32)
+    if events.ndim != 2 or events.shape != backgrounds.shape:
+        raise ValueError(f"events and backgrounds must both be [B, T] of one shape, got {tuple(events.shape)} and "
+                         f"{tuple(backgrounds.shape)}; pad or crop with audiox.audio.pad_to.")
+    power = lambda x: x.double().pow(2).mean(-1, keepdim=True)  # noqa: E731
+    if (power(events) == 0).any():
+        raise ValueError("an event clip is silent; an SNR against it is undefined.")
+    gain = torch.sqrt(power(events) / (power(backgrounds).clamp(min=1e-20) * 10 ** (snr_db / 10))).float()
+    sources = {"event": events, "background": backgrounds * gain}
+    peak = (sources["event"] + sources["background"]).abs().amax(-1, keepdim=True)
+    limit = torch.where(peak > 0.95, 0.95 / peak, torch.ones_like(peak))
+    sources = {k: v * limit for k, v in sources.items()}
+    masks = ratio_masks(torch.stack([sources["event"], sources["background"]]))
+    return {"wave": sources["event"] + sources["background"], "sources": sources,
+            "masks": {"event": masks[0], "background": masks[1]}, "snr_db": float(snr_db)}
+
+
 def make_mixture(
     label: int | str,
     distractor: int | str,
@@ -473,13 +520,11 @@ def make_mixture(
     sources = {key: torch.from_numpy((peak_gain * wave).astype(np.float32)) for key, wave in sources.items()}
     wave = sources["event"] + sources["distractor"] + sources["noise"]
 
-    magnitudes = stft(torch.stack(list(sources.values()))).abs()
-    ratio = magnitudes / (magnitudes.sum(0) + _MASK_EPS)
     return dict(
         event,
         wave=wave,
         sources=sources,
-        masks=dict(zip(sources, ratio)),
+        masks=dict(zip(sources, ratio_masks(torch.stack(list(sources.values()))))),
         distractor_label=other["label"],
         distractor_name=other["label_name"],
         noise_color=noise_color,
@@ -555,3 +600,50 @@ class SynthSounds(torch.utils.data.Dataset):
         if self._waves is None:
             self._waves = torch.stack([self[i]["wave"] for i in range(len(self))])
         return self._waves
+
+
+#: The conditions explanations are tested under: in-domain, then three kinds of contamination.
+CONDITIONS = ("clean", "another clip", "white noise", "speech")
+
+
+def evaluation_conditions(split: str = "test", n_per_class: int = 5, snr_db: float = 5.0, seed: int = 0) -> dict[str, dict]:
+    """The same events in-domain and out-of-domain, each with the ground truth an explanation is checked against.
+
+    ``"clean"``: SynthSounds events alone. ``"another clip"``: each event mixed with an event of another
+    class (and faint noise, :func:`make_mixture`). ``"white noise"`` and ``"speech"`` (a word of the
+    shipped keyword set, by voices of the same split, at a random time): :func:`add_background`.
+    All at ``snr_db``, event against everything else. Each condition: ``waves`` ``[B, T]``,
+    ``labels`` ``[B]`` (the event's class), ``present`` ``[B, n_classes]`` (the classes one can hear:
+    the event's, and the other clip's) and ``event_masks`` ``[B, F, T']``, the share of each bin
+    that belongs to the event (all ones where a clean clip has energy).
+
+    >>> sets = evaluation_conditions(n_per_class=1)
+    >>> list(sets), tuple(sets["speech"]["waves"].shape), tuple(sets["speech"]["event_masks"].shape)
+    (['clean', 'another clip', 'white noise', 'speech'], (10, 32000), (10, 257, 251))
+    """
+    from ..audio import pad_to
+    from . import stack
+    from .speech import Keywords
+
+    events = SynthSounds(split, n_per_class)
+    waves, labels = events.waves(), events.labels
+    mixed = SynthSounds(split, n_per_class, mixtures=True, snr_db=snr_db, seed=seed)
+    rng = torch.Generator().manual_seed(seed)
+    words, _ = stack(Keywords("val" if split == "val" else "test"))
+    words = pad_to(words, waves.shape[-1] / events.sample_rate, events.sample_rate)
+    pick = torch.randint(len(words), (len(waves),), generator=rng)
+    shifts = torch.randint(words.shape[-1], (len(waves),), generator=rng)
+    speech = torch.stack([torch.roll(words[i], int(s)) for i, s in zip(pick.tolist(), shifts.tolist())])
+    noise = torch.randn(waves.shape, generator=rng)
+    present = torch.nn.functional.one_hot(labels, len(CLASSES)).bool()
+    items = [mixed[i] for i in range(len(mixed))]
+    out = {"clean": {"waves": waves, "labels": labels, "present": present, "event_masks": ratio_masks(waves[None])[0]},
+           "another clip": {"waves": mixed.waves(), "labels": mixed.labels,
+                            "present": present | torch.nn.functional.one_hot(
+                                torch.tensor([item["distractor_label"] for item in items]), len(CLASSES)).bool(),
+                            "event_masks": torch.stack([item["masks"]["event"] for item in items])}}
+    for name, background in (("white noise", noise), ("speech", speech)):
+        contaminated = add_background(waves, background, snr_db)
+        out[name] = {"waves": contaminated["wave"], "labels": labels, "present": present,
+                     "event_masks": contaminated["masks"]["event"]}
+    return out

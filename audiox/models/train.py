@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import time
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
@@ -27,6 +28,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..config import seed_everything
+from ..data.hub import save_atomically
 
 
 @dataclass
@@ -37,6 +39,7 @@ class History:
     score: list[float] = field(default_factory=list)
     best_epoch: int = -1
     seconds: float = 0.0
+    stopped_early: bool = False
 
 
 def fit(
@@ -53,6 +56,7 @@ def fit(
     params: Iterable[nn.Parameter] | None = None,
     progress: bool = True,
     desc: str = "training",
+    checkpoint: str | Path | None = None,
 ) -> History:
     """Train ``model`` with AdamW and a cosine learning-rate schedule.
 
@@ -64,15 +68,33 @@ def fit(
             the weights of the best epoch are restored at the end.
         patience: stop when the score has not improved for this many epochs.
         params: the parameters to train (default: all of ``model``'s), e.g. an interpreter's only.
+        checkpoint: a file written (atomically) after every epoch with the model, optimiser,
+            schedule, history and random state. If it exists when ``fit`` starts, training resumes
+            after its last epoch and ends with the same weights as an uninterrupted run; a
+            checkpoint of a finished run just restores it. One written for another number of
+            epochs is refused.
     """
     seed_everything(seed)
     params = [p for p in (params if params is not None else model.parameters()) if p.requires_grad]
     optimiser = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=epochs)
-    history, best_state, best_score = History(), None, -float("inf")
-    start = time.perf_counter()
-    bar = tqdm(range(epochs), desc=desc, disable=not progress)
+    history, best_state, best_score, first_epoch = History(), None, -float("inf"), 0
+    if checkpoint is not None and Path(checkpoint).exists():
+        state = torch.load(checkpoint, map_location="cpu", weights_only=False)  # our own file: history, RNG state
+        if state["epochs"] != epochs:
+            raise ValueError(f"checkpoint {checkpoint} is of a {state['epochs']}-epoch run, not {epochs}; "
+                             f"pass epochs={state['epochs']} to resume it, or delete the file to start afresh.")
+        model.load_state_dict(state["model"])
+        optimiser.load_state_dict(state["optimiser"])
+        schedule.load_state_dict(state["schedule"])
+        history, best_state, best_score = state["history"], state["best_state"], state["best_score"]
+        torch.set_rng_state(state["rng"])
+        first_epoch = len(history.loss)
+    start = time.perf_counter() - history.seconds
+    bar = tqdm(range(first_epoch, epochs), desc=desc, disable=not progress, initial=first_epoch, total=epochs)
     for epoch in bar:
+        if history.stopped_early:
+            break
         model.train()
         total, count = 0.0, 0
         for batch in batches(epoch):
@@ -94,9 +116,15 @@ def fit(
                 best_score, history.best_epoch = score, epoch
                 best_state = copy.deepcopy(model.state_dict())
             elif patience is not None and epoch - history.best_epoch >= patience:
-                bar.set_postfix(postfix)
-                break
+                history.stopped_early = True
         bar.set_postfix(postfix)
+        if checkpoint is not None:
+            history.seconds = time.perf_counter() - start
+            save_atomically({"epochs": epochs, "model": model.state_dict(), "optimiser": optimiser.state_dict(),
+                             "schedule": schedule.state_dict(), "history": history, "best_state": best_state,
+                             "best_score": best_score, "rng": torch.get_rng_state()}, Path(checkpoint))
+        if history.stopped_early:
+            break
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()

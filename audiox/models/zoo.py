@@ -8,10 +8,11 @@ corrupt file is refused instead of silently explaining a different model.
     python -m audiox.models.zoo list
     python -m audiox.models.zoo train tiny-clap      # about 5 minutes on 2 CPU cores
     python -m audiox.models.zoo train synth-cnn
+    python -m audiox.models.zoo train lmac-tiny-clap # LMAC-ZS decoder for tiny-clap, about 6 minutes
     python -m audiox.models.zoo eval tiny-clap
 
 >>> sorted(ZOO)
-['synth-cnn', 'tiny-clap']
+['lmac-tiny-clap', 'synth-cnn', 'tiny-clap']
 """
 
 from __future__ import annotations
@@ -28,11 +29,12 @@ import torch
 from .. import audio
 from ..config import DATA_DIR, device as pick_device, profile, seed_everything
 from ..data.hub import save_atomically, sha256sum
+from ..lmac import MaskDecoder
 from .clap import TinyClap
 from .classifiers import CNNClassifier
 
 MODELS_DIR = DATA_DIR / "models"
-ZOO = {"tiny-clap": TinyClap, "synth-cnn": CNNClassifier}
+ZOO = {"tiny-clap": TinyClap, "synth-cnn": CNNClassifier, "lmac-tiny-clap": MaskDecoder}
 #: The LAION-CLAP checkpoint the full profile uses when none is named.
 FULL_PROFILE_CLAP = "laion-clap"
 
@@ -267,8 +269,62 @@ def synth_classifier_quality(model, split: str = "test", n_per_class: int | None
     return result
 
 
-TRAINERS = {"tiny-clap": train_tiny_clap, "synth-cnn": train_synth_cnn}
-QUALITY = {"tiny-clap": synth_quality, "synth-cnn": synth_classifier_quality}
+# ---------------------------------------------------------------------------------------------
+# lmac-tiny-clap: the LMAC-ZS decoder that explains tiny-clap (notebook 04)
+# ---------------------------------------------------------------------------------------------
+
+#: SNRs of the decoder's training mixtures, so it learns to pick one sound out of several.
+LMAC_SNRS_DB = (0.0, 5.0, 10.0)
+
+
+def lmac_training_clips(split: str = "train", n_per_class: int = 20) -> torch.Tensor:
+    """Clips ``[N, T]`` the LMAC-ZS decoder learns on: SynthSounds events and mixtures at :data:`LMAC_SNRS_DB`."""
+    from ..data.synth import SynthSounds
+
+    sets = [SynthSounds(split, n_per_class)] + [
+        SynthSounds(split, n_per_class, mixtures=True, snr_db=snr, seed=10 + i) for i, snr in enumerate(LMAC_SNRS_DB)
+    ]
+    return torch.cat([ds.waves() for ds in sets])
+
+
+def train_lmac_tiny_clap(epochs: int = 8, batch_size: int = 16, seed: int = 0, progress: bool = True,
+                         checkpoint: str | None = None):
+    """Train the LMAC-ZS decoder for the shipped tiny-clap on 800 SynthSounds clips; returns (decoder, history)."""
+    from .. import lmac
+    from ..data.synth import CLASSES, SynthSounds
+
+    seed_everything(seed)
+    clap = load("tiny-clap")
+    decoder = MaskDecoder.for_clap(clap)
+    val = SynthSounds("val", n_per_class=5, mixtures=True, snr_db=5.0).waves()
+    history = lmac.train_decoder(clap, decoder, lmac_training_clips(), val, CLASSES, epochs=epochs,
+                                 batch_size=batch_size, seed=seed, progress=progress, checkpoint=checkpoint)
+    return decoder, history
+
+
+def lmac_quality(decoder, split: str = "test", n_per_class: int = 5, progress: bool = False) -> dict:
+    """The decoder's explanations of tiny-clap's predictions under each test condition
+    (:func:`audiox.data.synth.evaluation_conditions`): :func:`audiox.lmac.report` and the mask sizes
+    for right and wrong prompts (:func:`audiox.lmac.prompt_mask_means`)."""
+    from .. import lmac
+    from ..data.synth import CLASSES, evaluation_conditions
+    from ..zeroshot import class_embeddings
+
+    clap = load("tiny-clap", device=next(decoder.parameters()).device)
+    text = class_embeddings(clap, list(CLASSES))
+    conditions = evaluation_conditions(split, n_per_class)
+    encoded = {name: lmac.encode(clap, condition["waves"]) for name, condition in conditions.items()}
+    table = lmac.compare(clap, decoder, conditions, text, ["LMAC-ZS"], encoded)
+    result = {}
+    for name, condition in conditions.items():
+        sizes = lmac.prompt_mask_means(lmac.masks_for(decoder, encoded[name], text), condition["present"])
+        row = table[name, "LMAC-ZS"] | {f"mask mean, {k}": v for k, v in sizes.items()}
+        result[name] = {k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}
+    return result
+
+
+TRAINERS = {"tiny-clap": train_tiny_clap, "synth-cnn": train_synth_cnn, "lmac-tiny-clap": train_lmac_tiny_clap}
+QUALITY = {"tiny-clap": synth_quality, "synth-cnn": synth_classifier_quality, "lmac-tiny-clap": lmac_quality}
 
 
 def train_and_ship(name: str, **kwargs) -> dict:

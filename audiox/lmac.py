@@ -1,0 +1,431 @@
+"""LMAC-ZS (seed paper 002): listenable maps that explain a zero-shot CLAP classifier for any prompt.
+
+Paissan, Della Libera, Ravanelli, Subakan, "Listenable Maps for Zero-Shot Audio Classifiers"
+(NeurIPS 2024). A **decoder** ``M(t, h)`` reads the CLAP audio encoder's hidden maps ``h`` of a
+clip and the text embedding ``t`` of a prompt, and outputs a mask in [0, 1] on the clip's
+*linear-frequency* magnitude ``X``. The masked magnitude ``M * X`` goes back through the
+encoder's own front end (:meth:`~audiox.models.clap.Clap.spec_to_embedding`), so the mask is
+judged by the model it explains; ``M * X`` with the original phase is the sound a learner hears.
+
+The loss (:func:`lmac_loss`) over (prompt i, clip j) pairs of a batch, matching and not:
+
+* **similarity**: ``s_ij``, the CLAP logit of prompt ``i`` and clip ``j``, and ``s^in_ij``, the same
+  on the clip masked by ``M(t_i, h_j)``: the masked audio must keep what the model thinks of the
+  prompt, ``(s^in_ij - s_ij)^2``, weighted by the relevance ``r_ij`` (the prompt's zero-shot
+  probability relative to the prompt the model picks, 1 for that one); for a prompt the model
+  does not hear only a *gain* is punished, ``(1 - r_ij) * max(s^in_ij - s_ij, 0)^2``: an almost
+  empty mask may sound like nothing in particular, and that is fine;
+* **mask size and diversity**: ``mean(M_ij)`` weighted by ``alpha * r_ij + gamma * (1 - r_ij)``:
+  masks stay small, and a prompt the model does not hear is pushed, harder (``gamma > alpha``),
+  to an almost empty mask;
+* **masked-out** (from L-MAC, LMAC-ZS's closed-set parent): for the prompt the model picks, the
+  clip with the mask removed, ``(1 - M) * X``, should no longer be given that prompt,
+  ``-log(1 - q_c)``.
+
+The paper's code is not public. The first two terms follow its description; the relevance
+weighting, the one-sided similarity for unheard prompts, the decoder's read-out by the prompt and
+the weights are this course's choices, tuned on SynthSounds so that training takes minutes on a CPU.
+
+>>> import torch
+>>> from audiox.models.clap import TinyClap
+>>> clap = TinyClap().eval()                                   # random weights: shapes only
+>>> decoder = MaskDecoder.for_clap(clap)
+>>> out = explain(clap, torch.randn(2, 16_000) * 0.1, "a siren", decoder)
+>>> out.mask.shape, bool(((out.mask >= 0) & (out.mask <= 1)).all()), out.wave.shape
+(torch.Size([2, 257, 126]), True, torch.Size([2, 16000]))
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from . import audio, metrics
+from .models.train import History, fit, minibatches
+
+#: Loss weights: similarity (logit units), mask size for prompts the model hears (alpha) and does
+#: not hear (gamma, the diversity term), masked-out. Tuned on SynthSounds with tiny-clap.
+WEIGHTS = {"similarity": 1.0, "alpha": 1.0, "gamma": 6.0, "masked_out": 1.0}
+
+
+class MaskDecoder(nn.Module):
+    """CLAP hidden maps + text embeddings -> masks ``[B, P, F, T]`` in [0, 1] on the linear magnitude.
+
+    Two parts, so that one pass over a clip serves every prompt:
+
+    * a small U-Net-style decoder over the clip's hidden maps (the text plays no part): from the
+      deepest map up, each level is upsampled to the next finer map's grid, added to that map's
+      1x1 projection and mixed by a 3x3 convolution, giving a ``width``-channel feature per
+      time-frequency cell of the finest map (mel bands x frames for tiny-clap);
+    * a read-out by the prompt: the text embedding, with the model's own cosine similarity for
+      this clip and prompt, becomes (through a small MLP) a query vector and a bias, and each
+      cell's mask logit is ``<feature, query> + bias``. A prompt the model does not hear in the clip
+      (low cosine) can so switch the whole mask off. (Text-queried separators use FiLM
+      layers instead; a read-out costs one dot product per cell and prompt, not a decoder pass.)
+
+    The finest grid is brought to the linear STFT grid by :func:`audiox.audio.mel_to_linear`,
+    then a sigmoid gives the mask.
+
+    Args:
+        channels: channels of the hidden maps, finest first (what ``clap.audio_features`` returns).
+        embed_dim: the text embedding's size.
+        sample_rate, n_fft: the Clap's STFT, which fixes the linear grid ``F = n_fft // 2 + 1``.
+    """
+
+    def __init__(self, channels: Sequence[int], embed_dim: int, sample_rate: int, n_fft: int, width: int = 32):
+        super().__init__()
+        self.config = {"channels": list(channels), "embed_dim": embed_dim, "sample_rate": sample_rate,
+                       "n_fft": n_fft, "width": width}
+        self.sample_rate, self.n_fft, self.width = sample_rate, n_fft, width
+        self.read = nn.ModuleList(nn.Conv2d(c, width, 1) for c in channels)
+        # GroupNorm keeps the features at unit scale whatever the encoder's activations are, so the
+        # dot product with a query is well conditioned from the first step
+        self.mix = nn.ModuleList(
+            nn.Sequential(nn.Conv2d(width, width, 3, padding=1), nn.GroupNorm(4, width), nn.ReLU()) for _ in channels
+        )
+        self.query = nn.Sequential(nn.Linear(embed_dim + 1, 2 * width), nn.GELU(), nn.Linear(2 * width, width + 1))
+        self.cosine_gain, self.cosine_offset = nn.Parameter(torch.tensor(7.0)), nn.Parameter(torch.tensor(0.35))
+
+    @classmethod
+    def for_clap(cls, clap, width: int = 32) -> "MaskDecoder":
+        """A decoder sized for ``clap``'s hidden maps and text embeddings."""
+        with torch.no_grad():
+            hidden = clap.audio_features(torch.full((clap.sample_rate,), 1e-3))
+        return cls([h.shape[1] for h in hidden], clap.embed_dim, clap.sample_rate, clap.n_fft, width)
+
+    def features(self, hidden: Sequence[torch.Tensor]) -> torch.Tensor:
+        """Per-cell features ``[B, width, H, W]`` on the finest map's grid, from maps ``[B, C_i, H_i, W_i]``."""
+        x = None
+        for level in reversed(range(len(hidden))):
+            h = self.read[level](hidden[level])
+            x = h if x is None else h + F.interpolate(x, size=h.shape[-2:], mode="bilinear", align_corners=False)
+            x = self.mix[level](x)
+        return x
+
+    def read_out(self, features: torch.Tensor, text: torch.Tensor, cosine: torch.Tensor, n_frames: int,
+                 clip: torch.Tensor | None = None) -> torch.Tensor:
+        """Masks from features ``[B, E, H, W]``, prompts ``[P, D]`` and the model's cosine similarities.
+
+        Without ``clip``: every pair, ``cosine`` ``[B, P]``, masks ``[B, P, F, T]``. With ``clip``
+        ``[P]`` (which clip each prompt goes with): ``cosine`` ``[P]``, one mask per prompt, ``[P, F, T]``.
+        """
+        if clip is None:
+            B, P = cosine.shape
+            masks = self.read_out(features, text.repeat(B, 1), cosine.flatten(), n_frames,
+                                  torch.arange(B, device=features.device).repeat_interleave(P))
+            return masks.reshape(B, P, *masks.shape[-2:])
+        query = self.query(torch.cat([text, cosine[:, None]], dim=-1))
+        # the cosine also enters the bias directly, so masks close for prompts the model does not
+        # hear from the first steps on, and training spends its time on *where* the mask opens
+        vector = query[:, :-1] / self.width ** 0.5
+        bias = query[:, -1] + self.cosine_gain * (cosine - self.cosine_offset)
+        logits = torch.einsum("pehw,pe->phw", features[clip], vector) + bias[:, None, None]
+        return torch.sigmoid(self._to_linear(logits, n_frames))
+
+    def _to_linear(self, logits: torch.Tensor, n_frames: int) -> torch.Tensor:
+        return audio.mel_to_linear(logits, self.sample_rate, self.n_fft, n_frames)
+
+    def forward(self, hidden: Sequence[torch.Tensor], text: torch.Tensor, cosine: torch.Tensor,
+                n_frames: int) -> torch.Tensor:
+        """Masks ``[B, P, F, n_frames]`` of ``B`` clips' hidden maps for each of ``P`` prompt embeddings
+        ``[P, D]``, given the model's cosine similarities ``[B, P]`` of those pairs."""
+        return self.read_out(self.features(hidden), text, cosine, n_frames)
+
+
+# --------------------------------------------------------------------------------------------
+# The loss and the trainer
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Encoded:
+    """What the frozen CLAP makes of a batch of clips: the mask grid, the embedding, the decoder's input."""
+
+    magnitude: torch.Tensor  # [B, F, T], linear
+    phase: torch.Tensor  # [B, F, T]
+    embedding: torch.Tensor  # [B, D], L2-normalised
+    hidden: list[torch.Tensor]  # the audio encoder's hidden maps, finest first
+
+    def __getitem__(self, index) -> "Encoded":
+        """The same for a subset of clips (an index tensor, a slice)."""
+        return Encoded(self.magnitude[index], self.phase[index], self.embedding[index], [h[index] for h in self.hidden])
+
+
+@torch.no_grad()
+def encode(clap, wave: torch.Tensor, sample_rate: int | None = None) -> Encoded:
+    """Run the frozen CLAP once on clips ``[B, T]`` (or ``[T]``): magnitude, phase, embedding and hidden maps."""
+    magnitude, phase = clap.spectrogram(wave, sample_rate)
+    return Encoded(magnitude, phase, clap.spec_to_embedding(magnitude), list(clap.audio_features(wave, sample_rate)))
+
+
+def lmac_loss(clap, decoder: MaskDecoder, clips: Encoded, text: torch.Tensor, prompts_per_clip: int = 4,
+              weights: dict | None = None, generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict]:
+    """The LMAC-ZS loss of ``B`` encoded clips against ``P`` prompt embeddings ``[P, D]``.
+
+    Each clip is paired with ``prompts_per_clip`` prompts: the one the model picks, the runner-up,
+    and the rest drawn at random, so every loss sees matching and non-matching pairs at a cost of
+    ``B x prompts_per_clip`` masked passes through the encoder instead of ``B x P``. The relevance
+    ``r`` of a pair is still the zero-shot probability over all ``P`` prompts.
+
+    Returns the loss and its parts (floats, for the progress bar and the notebook).
+    """
+    w = {**WEIGHTS, **(weights or {})}
+    scale = clap.logit_scale
+    magnitude = clips.magnitude
+    B, P = len(magnitude), len(text)
+    k = min(prompts_per_clip, P)
+    original = scale * clips.embedding @ text.T  # s_ij for every clip and prompt, [B, P]
+    probability = original.softmax(dim=-1)
+    # r_ij: how strongly the model hears prompt i in clip j next to the prompt it picks (1 for that one)
+    relevance = probability / probability.amax(dim=-1, keepdim=True)
+    # the picked and runner-up prompts first, then random others (ranked by noise, excluding those two)
+    ranked = original.argsort(dim=-1, descending=True)
+    noise = torch.rand(B, P, generator=generator).to(magnitude.device)
+    noise.scatter_(1, ranked[:, :2], 2.0)
+    prompt = noise.topk(k, dim=-1).indices  # [B, k], the picked prompt first
+    clip = torch.arange(B, device=magnitude.device).repeat_interleave(k)
+    masks = decoder.read_out(decoder.features(clips.hidden), text[prompt.flatten()], original.gather(1, prompt).flatten() / scale,
+                             magnitude.shape[-1], clip)
+    masked_in = clap.spec_to_embedding(masks * magnitude[clip])
+    kept = scale * (masked_in * text[prompt.flatten()]).sum(-1)  # s^in of each pair against its own prompt
+    r = relevance.gather(1, prompt).flatten()
+    change = kept - original.gather(1, prompt).flatten()
+    # a prompt the model hears must keep its similarity, up or down; one it does not hear must
+    # not gain any (an almost empty mask may sound like nothing in particular, which is fine)
+    similarity = (r * change.pow(2) + (1 - r) * change.clamp(min=0).pow(2)).mean()
+    size = masks.mean(dim=(-2, -1))
+    size_term = ((w["alpha"] * r + w["gamma"] * (1 - r)) * size).mean()
+    picked = masks.reshape(B, k, *masks.shape[-2:])[:, 0]
+    q = (scale * clap.spec_to_embedding((1 - picked) * magnitude) @ text.T).softmax(dim=-1)
+    masked_out = -torch.log1p(-q.gather(1, prompt[:, :1]).clamp(max=1 - 1e-6)).mean()
+    loss = w["similarity"] * similarity + size_term + w["masked_out"] * masked_out
+    hears = r > 0.5
+    parts = {"similarity": similarity.item(), "masked_out": masked_out.item(),
+             "mask_heard": size[hears].mean().item() if hears.any() else float("nan"),
+             "mask_not_heard": size[~hears].mean().item() if (~hears).any() else float("nan")}
+    return loss, parts
+
+
+def train_decoder(
+    clap,
+    decoder: MaskDecoder,
+    train_waves: torch.Tensor,
+    val_waves: torch.Tensor,
+    classes: Sequence[str],
+    *,
+    templates: Sequence[str] | None = None,
+    epochs: int = 12,
+    batch_size: int = 16,
+    prompts_per_clip: int = 4,
+    lr: float = 2e-3,
+    weights: dict | None = None,
+    checkpoint: str | Path | None = None,
+    seed: int = 0,
+    progress: bool = True,
+) -> History:
+    """Train ``decoder`` to explain the frozen ``clap`` on clips ``[N, T]`` at the Clap's rate.
+
+    Each step draws a template per class (so the decoder learns prompts, not one wording), embeds
+    the prompts, applies a random gain of +-6 dB to the clips (masks must not depend on loudness)
+    and takes the :func:`lmac_loss`. Validation keeps the epoch with the lowest loss on
+    ``val_waves`` (fixed prompts and pairs). ``checkpoint``: a file to resume from and save to
+    after each epoch (:func:`audiox.models.train.fit`).
+    """
+    from .zeroshot import TEMPLATES, class_embeddings
+
+    templates = list(templates or TEMPLATES)
+    clap.eval()
+    for p in clap.parameters():  # the model being explained never changes
+        p.requires_grad_(False)
+    device = next(decoder.parameters()).device
+    val_clips = encode(clap, val_waves)
+    val_text = class_embeddings(clap, list(classes), templates)
+
+    def batches(epoch):
+        gen, indices = minibatches(len(train_waves), batch_size, epoch, seed)
+        for idx in indices:
+            pick = torch.randint(len(templates), (len(classes),), generator=gen)
+            prompts = [templates[int(t)].format(c) for c, t in zip(classes, pick)]
+            gain = torch.exp(torch.empty(len(idx), 1).uniform_(-0.7, 0.7, generator=gen))
+            yield (train_waves[idx] * gain).to(device), prompts, gen
+
+    def loss_fn(model, batch):
+        waves, prompts, gen = batch
+        with torch.no_grad():
+            text = clap.embed_text(prompts)
+        return lmac_loss(clap, model, encode(clap, waves), text, prompts_per_clip, weights, gen)[0]
+
+    def evaluate(model):
+        fixed = torch.Generator().manual_seed(seed)  # the same pairs every epoch
+        losses = [lmac_loss(clap, model, val_clips[i], val_text, prompts_per_clip, weights, fixed)[0]
+                  for i in torch.arange(len(val_waves)).split(batch_size)]
+        return -float(torch.stack(losses).mean())
+
+    return fit(decoder, loss_fn, batches, epochs=epochs, lr=lr, evaluate=evaluate, seed=seed, progress=progress,
+               desc="LMAC-ZS decoder", checkpoint=checkpoint)
+
+
+# --------------------------------------------------------------------------------------------
+# Explanations a learner can hear, and their evaluation
+# --------------------------------------------------------------------------------------------
+
+
+def shipped_decoder(clap, device=None) -> MaskDecoder:
+    """The decoder shipped for ``clap`` (``lmac-tiny-clap`` for tiny-clap), trained by
+    ``python -m audiox.models.zoo train lmac-tiny-clap``."""
+    from .models import zoo
+
+    name = f"lmac-{clap.name}"
+    if name not in zoo.ZOO:
+        raise ValueError(f"no decoder is shipped for {clap.name!r}: train one with audiox.lmac.train_decoder "
+                         f"(notebook 04 has a GPU cell that does it) and pass it as decoder=.")
+    return zoo.load(name, device=device if device is not None else next(clap.parameters()).device)
+
+
+def masks_for(decoder: MaskDecoder, clips: Encoded, text: torch.Tensor, prompt: torch.Tensor | None = None,
+              batch_size: int = 32) -> torch.Tensor:
+    """Masks of encoded clips for prompt embeddings ``text`` ``[P, D]``, in batches of clips, without gradients.
+
+    Every clip with every prompt, ``[B, P, F, T]``; or, with ``prompt`` ``[B]`` (an index into
+    ``text`` per clip, e.g. the predicted class), one mask per clip, ``[B, F, T]``.
+    """
+    n_frames, masks = clips.magnitude.shape[-1], []
+    with torch.no_grad():
+        for i in torch.arange(len(clips.magnitude), device=clips.magnitude.device).split(batch_size):
+            features = decoder.features([h[i] for h in clips.hidden])
+            if prompt is None:
+                masks.append(decoder.read_out(features, text, clips.embedding[i] @ text.T, n_frames))
+            else:
+                chosen = text[prompt[i]]
+                masks.append(decoder.read_out(features, chosen, (clips.embedding[i] * chosen).sum(-1), n_frames,
+                                              torch.arange(len(i), device=features.device)))
+    return torch.cat(masks)
+
+
+@dataclass
+class Explanation:
+    """A listenable map: the mask on the magnitude, the model's cosine for the prompt, and the sound."""
+
+    prompt: str
+    mask: torch.Tensor  # [B, F, T] in [0, 1]
+    cosine: torch.Tensor  # [B]: how well the model thinks the prompt fits each clip
+    wave: torch.Tensor  # [B, samples]: mask * |X| with the original phase, what the model used
+    residual: torch.Tensor  # [B, samples]: (1 - mask) * |X|, what it left out
+    magnitude: torch.Tensor  # [B, F, T] the clip's linear magnitude
+
+
+def explain(clap, wave: torch.Tensor, prompt: str, decoder: MaskDecoder | None = None,
+            sample_rate: int | None = None) -> Explanation:
+    """Explain what ``clap`` hears of ``prompt`` in each clip ``[B, T]`` (or ``[T]``), as a listenable mask.
+
+    ``decoder``: a trained :class:`MaskDecoder` (default: the one shipped for this Clap). Clips at
+    another ``sample_rate`` are resampled to the Clap's (with a warning).
+    """
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise ValueError(f"prompt must be a non-empty string such as 'a siren', got {prompt!r}.")
+    decoder = decoder if decoder is not None else shipped_decoder(clap)
+    clips = encode(clap, wave, sample_rate)
+    with torch.no_grad():
+        text = clap.embed_text([prompt])
+        mask = masks_for(decoder, clips, text)[:, 0]
+    return Explanation(prompt, mask, (clips.embedding @ text.T)[:, 0], *listenable(clap, clips, mask),
+                       clips.magnitude)
+
+
+def listenable(model, clips: Encoded, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The masked clip and its residual as waveforms: ``M * |X|`` and ``(1 - M) * |X|`` with the original phase."""
+    length = (clips.magnitude.shape[-1] - 1) * model.hop_length
+    kept = audio.istft_with_phase(mask * clips.magnitude, clips.phase, model.n_fft, model.hop_length, length)
+    left = audio.istft_with_phase((1 - mask) * clips.magnitude, clips.phase, model.n_fft, model.hop_length, length)
+    return kept, left
+
+
+@torch.no_grad()
+def zero_shot_faithfulness(clap, magnitude: torch.Tensor, mask: torch.Tensor, text: torch.Tensor,
+                           target: torch.Tensor | None = None, batch_size: int = 64) -> dict[str, torch.Tensor]:
+    """Every faithfulness metric of methods.md per clip, for masks ``[B, F, T]`` of a zero-shot CLAP.
+
+    ``p``, ``o``, ``q``: the zero-shot probabilities over the class prompts ``text`` ``[C, D]`` of the
+    clip, the masked-in and the masked-out clip (:func:`audiox.metrics.prompt_probabilities`);
+    ``target``: the class explained (default: the one the model predicts on the clip).
+    """
+    def probabilities(m):
+        embedding = torch.cat([clap.spec_to_embedding(chunk) for chunk in m.split(batch_size)])
+        return metrics.prompt_probabilities(embedding, text, clap.logit_scale)
+
+    return metrics.faithfulness_metrics(probabilities(magnitude), probabilities(mask * magnitude),
+                                        probabilities((1 - mask) * magnitude), mask, target)
+
+
+def report(clap, magnitude: torch.Tensor, mask: torch.Tensor, text: torch.Tensor, labels: torch.Tensor,
+           event_masks: torch.Tensor) -> dict[str, float]:
+    """One row of the comparison table for masks ``[B, F, T]`` that explain the model's predicted class.
+
+    Faithfulness (AI, AD, AG, FF, Fid-In, SPS, COMP, MM) on every clip; ground truth (energy-weighted
+    precision, recall and F of the mask against ``event_masks``, :func:`audiox.metrics.ground_truth_overlap`)
+    on the clips where the predicted class is the event's, so that the mask explains the event.
+    """
+    rows = zero_shot_faithfulness(clap, magnitude, mask, text)
+    with torch.no_grad():
+        predicted = (clap.spec_to_embedding(magnitude) @ text.T).argmax(-1).cpu()
+    row = metrics.summarize(rows)
+    hit = predicted == labels.cpu()
+    if hit.any():
+        overlap = metrics.ground_truth_overlap(magnitude[hit], mask[hit], event_masks[hit].to(mask.device))
+        row |= {f"GT {k}": float(v.mean()) for k, v in overlap.items()}
+    return row | {"n GT": int(hit.sum())}
+
+
+def prompt_mask_means(masks: torch.Tensor, present: torch.Tensor) -> dict[str, float]:
+    """Mean mask size ``masks`` ``[B, C, F, T]`` (every class prompt, :func:`masks_for`) for prompts of classes
+    one can hear in the clip (``present`` ``[B, C]``) and for the others.
+
+    A decoder that explains *the prompt* gives small masks for sounds that are not there.
+
+    >>> masks = torch.zeros(1, 2, 3, 4); masks[:, 0] = 0.5
+    >>> prompt_mask_means(masks, torch.tensor([[True, False]]))
+    {'right prompt': 0.5, 'wrong prompt': 0.0}
+    """
+    means = masks.mean(dim=(-2, -1)).cpu()  # [B, C]
+    present = present.bool().cpu()
+    return {"right prompt": float(means[present].mean()), "wrong prompt": float(means[~present].mean())}
+
+
+#: Settings of the baselines in the comparison: fewer steps and samples than captum's defaults, so a
+#: table of four conditions runs in a notebook on a CPU (solution 3 of notebook 04 checks the cost).
+BASELINE_OPTIONS = {"Integrated Gradients": {"n_steps": 16}, "SmoothGrad": {"n_samples": 8}}
+
+
+def compare(clap, decoder: MaskDecoder, conditions: dict, text: torch.Tensor, methods: Sequence[str] | None = None,
+            encoded: dict | None = None) -> dict[tuple[str, str], dict]:
+    """The comparison table: :func:`report` of every method under every condition, explaining the predicted class.
+
+    ``conditions``: name -> ``{"waves", "labels", "event_masks"}`` (:func:`audiox.data.synth.evaluation_conditions`;
+    ``event_masks`` None where there is no ground truth); ``methods``: ``"LMAC-ZS"`` and names of
+    :data:`audiox.baselines.BASELINES` (default: all); ``encoded``: the conditions already encoded, if at hand.
+    Returns ``{(condition, method): row}``.
+    """
+    from . import baselines
+
+    methods = list(methods or ["LMAC-ZS", *baselines.BASELINES])
+    forward = baselines.zero_shot_logits(clap, text)
+    table = {}
+    for name, condition in conditions.items():
+        clips = (encoded or {}).get(name) or encode(clap, condition["waves"].to(text.device))
+        predicted = (clips.embedding @ text.T).argmax(-1)
+        for method in methods:
+            if method == "LMAC-ZS":
+                mask = masks_for(decoder, clips, text, predicted)
+            else:
+                explainer = baselines.make_baseline(method, forward, **BASELINE_OPTIONS.get(method, {}))
+                mask = explainer.attribute(clips.magnitude, predicted)
+            if condition.get("event_masks") is None:
+                table[name, method] = metrics.summarize(zero_shot_faithfulness(clap, clips.magnitude, mask, text))
+            else:
+                table[name, method] = report(clap, clips.magnitude, mask, text, condition["labels"], condition["event_masks"])
+    return table
