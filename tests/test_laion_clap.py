@@ -268,3 +268,20 @@ def test_failed_download_leaves_nothing_in_the_cache(monkeypatch, tmp_path):
     with pytest.raises(DownloadError, match="630k-best.pt"):
         load_laion_clap("630k-best")
     assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
+
+
+def test_lmac_decoder_and_baselines_run_on_laion_clap(clap, waves):
+    """LMAC-ZS and the captum baselines need only the Clap contract: they run on the real LAION-CLAP
+    architecture (random weights) as on tiny-clap, and give masks on its linear STFT grid."""
+    from audiox import baselines, lmac
+
+    decoder = lmac.MaskDecoder.for_clap(clap, width=8)
+    clips = lmac.encode(clap, waves[:2])
+    text = clap.embed_text(["a dog barking", "rain"]).detach()
+    masks = lmac.masks_for(decoder, clips, text)
+    assert masks.shape == (2, 2, *clips.magnitude.shape[-2:]) and ((masks >= 0) & (masks <= 1)).all()
+    loss, _ = lmac.lmac_loss(clap, decoder, clips, text, prompts_per_clip=2, generator=torch.Generator().manual_seed(0))
+    loss.backward()
+    assert all(p.grad is not None for p in decoder.parameters())
+    saliency = baselines.make_baseline("Saliency", baselines.zero_shot_logits(clap, text))
+    assert saliency.attribute(clips.magnitude, torch.tensor([0, 1])).shape == clips.magnitude.shape

@@ -1,0 +1,170 @@
+"""The Codec protocol: one contract for every neural audio codec the course explains in its latent space.
+
+A codec is an autoencoder for sound. Latent attribution (seed paper 001) works through two seams only:
+
+* ``encode(wave [B, T]) -> latent [B, C, F]``: ``C`` latent channels at ``frame_rate`` frames
+  per second; the latent is what a latent classifier reads and what attributions live on;
+* ``decode(latent [B, C, F]) -> wave [B, T']``: the way back to something a learner can play,
+  differentiable with respect to the latent. ``T'`` is ``F`` times the codec's hop and may be a
+  few samples longer than the input: :meth:`CodecBase.reconstruct` crops it back.
+
+:class:`CodecBase` holds the shared parts (input validation at the edge, ``reconstruct``), and
+:func:`reconstruction_quality` measures how well a codec gives back what it was given, which
+bounds how much an explanation synthesised through its decoder can be trusted.
+
+A codec is anything with these attributes and methods; a do-nothing one shows the contract:
+
+>>> import torch
+>>> class Identity:
+...     name, sample_rate, latent_channels, frame_rate = "identity", 16_000, 1, 16_000.0
+...     def encode(self, wave, sample_rate=None):
+...         return torch.atleast_2d(wave)[:, None]  # [B, T] -> [B, 1, T]: one channel, a frame per sample
+...     def decode(self, latent):
+...         return latent[:, 0]
+>>> isinstance(Identity(), Codec)
+True
+>>> quality = reconstruction_quality(Identity(), 0.1 * torch.randn(4, 16_000))
+>>> quality["si_sdr"] > 60, round(quality["lsd"], 3)
+(True, 0.0)
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .. import audio, metrics
+from .base import SpectrogramModel
+
+
+@runtime_checkable
+class Codec(Protocol):
+    name: str
+    sample_rate: int
+    #: C, the channels of the latent ``[B, C, F]``
+    latent_channels: int
+    #: latent frames per second (F for a clip of one second)
+    frame_rate: float
+
+    def encode(self, wave: torch.Tensor, sample_rate: int | None = None) -> torch.Tensor: ...
+
+    def decode(self, latent: torch.Tensor) -> torch.Tensor: ...
+
+
+def reconstruct(codec: Codec, wave: torch.Tensor) -> torch.Tensor:
+    """``decode(encode(wave))`` cut or zero-padded to the input's length: ``[B, T]`` in, ``[B, T]`` out.
+
+    ``wave`` must already be at ``codec.sample_rate`` (the output is at that rate, so its length
+    is only comparable then). A codec's decoder returns a whole number of hops, ``F * hop``
+    samples, which is the input's length rounded up.
+
+    >>> class Halve:  # keeps every other sample, repeats it back
+    ...     name, sample_rate, latent_channels, frame_rate = "halve", 16_000, 1, 8_000.0
+    ...     def encode(self, wave, sample_rate=None):
+    ...         return wave[:, None, ::2]
+    ...     def decode(self, latent):
+    ...         return latent[:, 0].repeat_interleave(2, dim=-1)
+    >>> reconstruct(Halve(), torch.arange(5.0)[None])
+    tensor([[0., 0., 2., 2., 4.]])
+    """
+    wave = torch.atleast_2d(wave)
+    out = codec.decode(codec.encode(wave))
+    length = wave.shape[-1]
+    if out.shape[-1] >= length:
+        return out[..., :length]
+    return F.pad(out, (0, length - out.shape[-1]))
+
+
+class CodecBase(nn.Module):
+    """Shared plumbing of a codec with parameters: input validation and :meth:`reconstruct`.
+
+    Subclasses set ``name``, ``sample_rate``, ``latent_channels`` and ``frame_rate`` and
+    implement ``encode`` (calling :meth:`prepare` first) and ``decode``.
+    """
+
+    name: str
+    sample_rate: int
+    latent_channels: int
+    frame_rate: float
+    #: shortest clip the codec accepts, in seconds
+    min_seconds: float = 0.25
+
+    # The one validation path of the course's models, reused as is (not inherited: a codec is not a
+    # spectrogram model and has no STFT of its own). It validates a clip [T] or batch [B, T] with
+    # audio.validate (mono float32, finite, long enough, not silent), resamples a clip at another rate
+    # with a warning when sample_rate is given, and moves it to the codec's device as [B, T].
+    prepare = SpectrogramModel.prepare
+    _device = SpectrogramModel._device
+
+    def reconstruct(self, wave, sample_rate: int | None = None) -> torch.Tensor:
+        """``[B, T]``: what the codec makes of a clip ``[T]`` or batch, at the codec's rate, as long as the input."""
+        return reconstruct(self, self.prepare(wave, sample_rate))
+
+
+# The log-spectral distance (LSD) between a reference x and an estimate y, in dB: for each STFT frame,
+# the root mean square over frequency bins of 20 log10(|X| / |Y|), both magnitudes floored at 1e-4 of the
+# reference clip's largest magnitude (bins more than 80 dB below the clip's peak, as quiet as the silence
+# threshold audio.SILENCE_PEAK, count as equal instead of dominating with huge ratios of noise); then the
+# mean over frames, and over clips. 0 dB is a perfect match; a 1 dB error in every bin gives 1 dB.
+_LSD_FLOOR = 1e-4
+
+
+def log_spectral_distance(
+    estimate: torch.Tensor, reference: torch.Tensor, n_fft: int = audio.N_FFT, hop_length: int = audio.HOP_LENGTH
+) -> torch.Tensor:
+    """Log-spectral distance in dB of each clip ``[B, T]`` (see the definition above), shape ``[B]``.
+
+    >>> x = torch.randn(2, 16_000)
+    >>> log_spectral_distance(x, x)
+    tensor([0., 0.])
+    >>> log_spectral_distance(x * 10 ** (1 / 20), x).round(decimals=3)  # 1 dB louder everywhere
+    tensor([1., 1.])
+    """
+    ref = audio.stft(reference, n_fft, hop_length).abs()
+    est = audio.stft(estimate, n_fft, hop_length).abs()
+    floor = _LSD_FLOOR * ref.amax(dim=(-2, -1), keepdim=True).clamp_min(torch.finfo(ref.dtype).tiny)
+    ratio_db = 20 * torch.log10(est.maximum(floor) / ref.maximum(floor))  # [B, F, T]
+    return ratio_db.pow(2).mean(dim=-2).sqrt().mean(dim=-1)
+
+
+@torch.no_grad()
+def reconstruction_quality(
+    codec: Codec,
+    waves: torch.Tensor,
+    batch_size: int = 32,
+    sample_rate: int | None = None,
+    n_fft: int = audio.N_FFT,
+    hop_length: int = audio.HOP_LENGTH,
+) -> dict[str, float]:
+    """How faithfully ``codec`` reconstructs ``waves`` ``[N, T]``: mean SI-SDR and mean log-spectral distance.
+
+    Returns ``{"si_sdr": dB (higher is better), "lsd": dB (0 is perfect), "clips": N}``. SI-SDR
+    (:func:`audiox.metrics.si_sdr`) judges the waveform, phase included; LSD
+    (:func:`log_spectral_distance`) judges only the magnitude spectrum, which is what a
+    listener mostly hears. Clips are validated and, when ``sample_rate`` is given and differs
+    from the codec's, resampled (with a warning); they are run in batches of ``batch_size``.
+    """
+    waves = torch.as_tensor(waves) if not isinstance(waves, torch.Tensor) else waves
+    waves = audio.validate(
+        torch.atleast_2d(waves),
+        sample_rate or codec.sample_rate,
+        expected_sample_rate=codec.sample_rate,
+        resample_to_expected=True,
+        batched=True,
+        name="waves",
+    )
+    if batch_size < 1:
+        raise ValueError(f"batch_size is {batch_size}; use a positive number of clips per batch, e.g. 32.")
+    si_sdr, lsd = [], []
+    for batch in waves.split(batch_size):
+        estimate = reconstruct(codec, batch).float().to(batch.device)
+        si_sdr.append(metrics.si_sdr(estimate, batch))
+        lsd.append(log_spectral_distance(estimate, batch, n_fft, hop_length))
+    return {
+        "si_sdr": float(torch.cat(si_sdr).mean()),
+        "lsd": float(torch.cat(lsd).mean()),
+        "clips": int(waves.shape[0]),
+    }
