@@ -168,3 +168,92 @@ def reconstruction_quality(
         "lsd": float(torch.cat(lsd).mean()),
         "clips": int(waves.shape[0]),
     }
+
+
+# ---------------------------------------------------------------------------------------------
+# tiny-codec: the offline profile's codec, small enough to train on CPU in minutes
+# ---------------------------------------------------------------------------------------------
+
+#: Magnitude compression of the STFT the codec reads and writes: |X|^0.3 with the phase kept, as in
+#: speech enhancement, so quiet bins are not drowned by loud ones in the losses.
+_COMPRESSION = 0.3
+
+
+def _compress(spec: torch.Tensor) -> torch.Tensor:
+    magnitude = spec.abs() + 1e-6
+    return spec / magnitude * magnitude**_COMPRESSION
+
+
+def _expand(spec: torch.Tensor) -> torch.Tensor:
+    magnitude = spec.abs() + 1e-9
+    return spec / magnitude * magnitude ** (1 / _COMPRESSION)
+
+
+class TinyCodec(CodecBase):
+    """The offline codec: an autoencoder on the compressed complex STFT, latent ``[B, C, F]`` at 125 frames/s.
+
+    The encoder reads each frame's compressed complex spectrum (real and imaginary parts, 2 x 257
+    values) with a little temporal context (1-D convolutions over frames) and writes ``C`` latent
+    channels; the decoder mirrors it and the inverse STFT makes the wave. Working on the STFT
+    rather than the raw wave (as EnCodec does) lets the transform do the heavy lifting, which is
+    what makes training on a CPU in minutes possible. No quantiser: the latent is continuous, like
+    EnCodec's de-quantised latent that the seed paper attributes on.
+
+    Built by ``python -m audiox.models.zoo train tiny-codec``; load it with ``zoo.load("tiny-codec")``.
+
+    >>> codec = TinyCodec()  # random weights: shapes only
+    >>> latent = codec.encode(torch.randn(2, 16_000) * 0.1)
+    >>> tuple(latent.shape), codec.frame_rate, tuple(codec.decode(latent).shape)
+    ((2, 64, 126), 125.0, (2, 16000))
+    """
+
+    name = "tiny-codec"
+    sample_rate = audio.SAMPLE_RATE
+
+    def __init__(self, latent_channels: int = 64, width: int = 384, n_fft: int = 512, hop_length: int = 128):
+        super().__init__()
+        self.config = {"latent_channels": latent_channels, "width": width, "n_fft": n_fft, "hop_length": hop_length}
+        self.latent_channels, self.n_fft, self.hop_length = latent_channels, n_fft, hop_length
+        self.frame_rate = self.sample_rate / hop_length
+        bins = 2 * (n_fft // 2 + 1)
+        self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
+        self.encoder = nn.Sequential(
+            nn.Conv1d(bins, width, 3, padding=1), nn.GELU(), nn.Conv1d(width, width, 3, padding=1), nn.GELU(),
+            nn.Conv1d(width, latent_channels, 1),
+        )
+        self.decoder = nn.Sequential(
+            nn.Conv1d(latent_channels, width, 3, padding=1), nn.GELU(), nn.Conv1d(width, width, 3, padding=1),
+            nn.GELU(), nn.Conv1d(width, bins, 1),
+        )
+
+    def _stft(self, wave: torch.Tensor) -> torch.Tensor:
+        return torch.stft(wave, self.n_fft, self.hop_length, window=self.window, return_complex=True)
+
+    def encode(self, wave: torch.Tensor, sample_rate: int | None = None) -> torch.Tensor:
+        spec = _compress(self._stft(self.prepare(wave, sample_rate)))
+        return self.encoder(torch.cat([spec.real, spec.imag], dim=1))
+
+    def decode(self, latent: torch.Tensor) -> torch.Tensor:
+        if latent.ndim != 3 or latent.shape[1] != self.latent_channels:
+            raise ValueError(f"latent must be [B, {self.latent_channels}, frames], got {tuple(latent.shape)}.")
+        out = self.decoder(latent)
+        half = out.shape[1] // 2
+        spec = _expand(torch.complex(out[:, :half], out[:, half:]))
+        length = (latent.shape[-1] - 1) * self.hop_length
+        return torch.istft(spec, self.n_fft, self.hop_length, window=self.window, length=length)
+
+
+def codec_loss(wave: torch.Tensor, estimate: torch.Tensor, hop_length: int = 128) -> torch.Tensor:
+    """Reconstruction loss of a codec: multi-resolution STFT (log magnitude L1 + spectral convergence at
+    256, 512 and 1024 points) plus 20 x L1 on the compressed complex STFT, which is what teaches the
+    phase (magnitude losses alone let the wave drift: a fine spectrum, a poor SI-SDR)."""
+    loss = 0.0
+    for n_fft in (256, 512, 1024):
+        window = torch.hann_window(n_fft, device=wave.device)
+        ref = torch.stft(wave, n_fft, n_fft // 4, window=window, return_complex=True).abs()
+        est = torch.stft(estimate, n_fft, n_fft // 4, window=window, return_complex=True).abs()
+        loss = loss + F.l1_loss(torch.log(est + 1e-5), torch.log(ref + 1e-5)) + (ref - est).norm() / ref.norm()
+    window = torch.hann_window(512, device=wave.device)
+    ref_c = _compress(torch.stft(wave, 512, hop_length, window=window, return_complex=True))
+    est_c = _compress(torch.stft(estimate, 512, hop_length, window=window, return_complex=True))
+    return loss + 20 * F.l1_loss(torch.view_as_real(est_c), torch.view_as_real(ref_c))

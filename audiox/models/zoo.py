@@ -9,10 +9,11 @@ corrupt file is refused instead of silently explaining a different model.
     python -m audiox.models.zoo train tiny-clap      # about 5 minutes on 2 CPU cores
     python -m audiox.models.zoo train synth-cnn
     python -m audiox.models.zoo train lmac-tiny-clap # LMAC-ZS decoder for tiny-clap, about 6 minutes
+    python -m audiox.models.zoo train tiny-codec     # the offline audio autoencoder
     python -m audiox.models.zoo eval tiny-clap
 
 >>> sorted(ZOO)
-['lmac-tiny-clap', 'synth-cnn', 'tiny-clap']
+['lmac-tiny-clap', 'synth-cnn', 'tiny-clap', 'tiny-codec']
 """
 
 from __future__ import annotations
@@ -32,9 +33,10 @@ from ..data.hub import save_atomically, sha256sum
 from ..lmac import MaskDecoder
 from .clap import TinyClap
 from .classifiers import CNNClassifier
+from .codec import TinyCodec
 
 MODELS_DIR = DATA_DIR / "models"
-ZOO = {"tiny-clap": TinyClap, "synth-cnn": CNNClassifier, "lmac-tiny-clap": MaskDecoder}
+ZOO = {"tiny-clap": TinyClap, "synth-cnn": CNNClassifier, "lmac-tiny-clap": MaskDecoder, "tiny-codec": TinyCodec}
 #: The LAION-CLAP checkpoint the full profile uses when none is named.
 FULL_PROFILE_CLAP = "laion-clap"
 
@@ -323,8 +325,63 @@ def lmac_quality(decoder, split: str = "test", n_per_class: int = 5, progress: b
     return result
 
 
-TRAINERS = {"tiny-clap": train_tiny_clap, "synth-cnn": train_synth_cnn, "lmac-tiny-clap": train_lmac_tiny_clap}
-QUALITY = {"tiny-clap": synth_quality, "synth-cnn": synth_classifier_quality, "lmac-tiny-clap": lmac_quality}
+# ---------------------------------------------------------------------------------------------
+# tiny-codec: the offline profile's audio autoencoder (latent attribution, notebook 05)
+# ---------------------------------------------------------------------------------------------
+
+
+def codec_clips(split: str) -> dict[str, torch.Tensor]:
+    """One-second clips a codec learns and is tested on: the keyword set (padded to 1 s) and SynthSounds
+    events (each 2 s event cut into two halves), ``{"keywords": [N, 16000], "synth": [M, 16000]}``."""
+    from ..data import stack
+    from ..data.speech import Keywords
+    from ..data.synth import SynthSounds
+
+    words, _ = stack(Keywords(split))
+    events = SynthSounds(split, n_per_class={"train": 30, "val": 3, "test": 5}[split]).waves()
+    halves = events.reshape(len(events), 2, -1).flatten(0, 1)
+    halves = halves[halves.abs().amax(dim=-1) > 1e-3]  # a half may hold only the tail of a short event
+    return {"keywords": audio.pad_to(words, 1.0, audio.SAMPLE_RATE), "synth": halves}
+
+
+def train_tiny_codec(epochs: int = 120, batch_size: int = 32, seed: int = 0, progress: bool = True):
+    """Train tiny-codec on the keyword set and SynthSounds (1 s clips, +-6 dB gain); returns (model, history).
+
+    The epoch with the best validation SI-SDR is kept.
+    """
+    from .codec import TinyCodec, codec_loss, reconstruction_quality
+    from .train import fit, minibatches
+
+    seed_everything(seed)
+    train = torch.cat(list(codec_clips("train").values()))
+    val = torch.cat(list(codec_clips("val").values()))
+    model = TinyCodec()
+
+    def batches(epoch):
+        gen, indices = minibatches(len(train), batch_size, epoch, seed)
+        for idx in indices:
+            yield train[idx] * torch.exp(torch.empty(len(idx), 1).uniform_(-0.7, 0.7, generator=gen))
+
+    def loss_fn(model, wave):
+        return codec_loss(wave, model.decode(model.encode(wave)), model.hop_length)
+
+    history = fit(model, loss_fn, batches, epochs=epochs, lr=2e-3, seed=seed, progress=progress, desc="tiny-codec",
+                  evaluate=lambda model: reconstruction_quality(model, val)["si_sdr"])
+    return model, history
+
+
+def codec_quality(model, split: str = "test", progress: bool = False) -> dict:
+    """Held-out reconstruction quality of a codec (SI-SDR and log-spectral distance in dB) on keywords and SynthSounds."""
+    from .codec import reconstruction_quality
+
+    return {name: {k: round(v, 3) if isinstance(v, float) else v for k, v in reconstruction_quality(model, waves).items()}
+            for name, waves in codec_clips(split).items()}
+
+
+TRAINERS = {"tiny-clap": train_tiny_clap, "synth-cnn": train_synth_cnn, "lmac-tiny-clap": train_lmac_tiny_clap,
+            "tiny-codec": train_tiny_codec}
+QUALITY = {"tiny-clap": synth_quality, "synth-cnn": synth_classifier_quality, "lmac-tiny-clap": lmac_quality,
+           "tiny-codec": codec_quality}
 
 
 def train_and_ship(name: str, **kwargs) -> dict:
