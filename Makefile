@@ -47,7 +47,16 @@ notebooks: install
 bench: install
 	$(BIN)/python benchmarks/synth.py
 	$(BIN)/python benchmarks/concepts_solver.py
+	$(BIN)/python benchmarks/nmf.py
+	$(BIN)/python benchmarks/lmac.py
 	$(BIN)/python benchmarks/notebooks.py
+
+# retrain every shipped model, in dependency order (lmac-tiny-clap explains tiny-clap)
+zoo: install
+	$(BIN)/python -m audiox.models.zoo train tiny-clap
+	$(BIN)/python -m audiox.models.zoo train synth-cnn
+	$(BIN)/python -m audiox.models.zoo train lmac-tiny-clap
+	$(BIN)/python -m audiox.models.zoo train tiny-codec
 
 clean:
 	rm -rf $(VENV) data/cache .pytest_cache
