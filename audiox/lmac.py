@@ -163,6 +163,20 @@ def encode(clap, wave: torch.Tensor, sample_rate: int | None = None) -> Encoded:
     return Encoded(magnitude, phase, clap.spec_to_embedding(magnitude), list(clap.audio_features(wave, sample_rate)))
 
 
+def pair_prompts(logits: torch.Tensor, k: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """The ``k`` prompts each clip meets in a training step, ``[B, k]`` indices into the prompts of ``logits`` ``[B, P]``:
+    the one the model picks, then the runner-up, then others at random.
+
+    >>> pair_prompts(torch.tensor([[0.1, 3.0, 2.0, -1.0]]), 3, torch.Generator().manual_seed(0))[0, :2].tolist()
+    [1, 2]
+    """
+    ranked = logits.argsort(dim=-1, descending=True)
+    noise = torch.rand(logits.shape, generator=generator).to(logits.device)  # in [0, 1): ranks the others
+    top = torch.tensor([3.0, 2.0], device=logits.device)[: min(2, logits.shape[1])]
+    noise.scatter_(1, ranked[:, : len(top)], top.expand(len(logits), -1))
+    return noise.topk(k, dim=-1).indices
+
+
 def lmac_loss(clap, decoder: MaskDecoder, clips: Encoded, text: torch.Tensor, prompts_per_clip: int = 4,
               weights: dict | None = None, generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict]:
     """The LMAC-ZS loss of ``B`` encoded clips against ``P`` prompt embeddings ``[P, D]``.
@@ -183,11 +197,7 @@ def lmac_loss(clap, decoder: MaskDecoder, clips: Encoded, text: torch.Tensor, pr
     probability = original.softmax(dim=-1)
     # r_ij: how strongly the model hears prompt i in clip j next to the prompt it picks (1 for that one)
     relevance = probability / probability.amax(dim=-1, keepdim=True)
-    # the picked and runner-up prompts first, then random others (ranked by noise, excluding those two)
-    ranked = original.argsort(dim=-1, descending=True)
-    noise = torch.rand(B, P, generator=generator).to(magnitude.device)
-    noise.scatter_(1, ranked[:, :2], 2.0)
-    prompt = noise.topk(k, dim=-1).indices  # [B, k], the picked prompt first
+    prompt = pair_prompts(original, k, generator)  # [B, k], the picked prompt first
     clip = torch.arange(B, device=magnitude.device).repeat_interleave(k)
     masks = decoder.read_out(decoder.features(clips.hidden), text[prompt.flatten()], original.gather(1, prompt).flatten() / scale,
                              magnitude.shape[-1], clip)

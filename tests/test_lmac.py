@@ -64,6 +64,14 @@ def test_loss_trains_only_the_decoder(random_clap, clips):
         p.requires_grad_(True)
 
 
+def test_each_clip_meets_its_picked_prompt_first_then_the_runner_up():
+    logits = torch.randn(64, 10)
+    prompt = lmac.pair_prompts(logits, 4, torch.Generator().manual_seed(0))
+    ranked = logits.argsort(dim=-1, descending=True)
+    assert torch.equal(prompt[:, :2], ranked[:, :2])
+    assert all(len(set(row)) == 4 for row in prompt.tolist())  # no prompt twice
+
+
 def test_similarity_term_only_punishes_unheard_prompts_for_gaining():
     # two clips, two prompts; clip 0 hears prompt 0 only. A mask that keeps everything keeps every
     # similarity: the similarity term is 0 whatever the relevance.
