@@ -226,11 +226,8 @@ class TinyCodec(CodecBase):
             nn.GELU(), nn.Conv1d(width, bins, 1),
         )
 
-    def _stft(self, wave: torch.Tensor) -> torch.Tensor:
-        return torch.stft(wave, self.n_fft, self.hop_length, window=self.window, return_complex=True)
-
     def encode(self, wave: torch.Tensor, sample_rate: int | None = None) -> torch.Tensor:
-        spec = _compress(self._stft(self.prepare(wave, sample_rate)))
+        spec = _compress(audio.stft(self.prepare(wave, sample_rate), self.n_fft, self.hop_length))
         return self.encoder(torch.cat([spec.real, spec.imag], dim=1))
 
     def decode(self, latent: torch.Tensor) -> torch.Tensor:
@@ -249,11 +246,7 @@ def codec_loss(wave: torch.Tensor, estimate: torch.Tensor, hop_length: int = 128
     phase (magnitude losses alone let the wave drift: a fine spectrum, a poor SI-SDR)."""
     loss = 0.0
     for n_fft in (256, 512, 1024):
-        window = torch.hann_window(n_fft, device=wave.device)
-        ref = torch.stft(wave, n_fft, n_fft // 4, window=window, return_complex=True).abs()
-        est = torch.stft(estimate, n_fft, n_fft // 4, window=window, return_complex=True).abs()
+        ref, est = audio.stft(wave, n_fft, n_fft // 4).abs(), audio.stft(estimate, n_fft, n_fft // 4).abs()
         loss = loss + F.l1_loss(torch.log(est + 1e-5), torch.log(ref + 1e-5)) + (ref - est).norm() / ref.norm()
-    window = torch.hann_window(512, device=wave.device)
-    ref_c = _compress(torch.stft(wave, 512, hop_length, window=window, return_complex=True))
-    est_c = _compress(torch.stft(estimate, 512, hop_length, window=window, return_complex=True))
+    ref_c, est_c = _compress(audio.stft(wave, 512, hop_length)), _compress(audio.stft(estimate, 512, hop_length))
     return loss + 20 * F.l1_loss(torch.view_as_real(est_c), torch.view_as_real(ref_c))
