@@ -49,14 +49,16 @@ bench: install
 	$(BIN)/python benchmarks/concepts_solver.py
 	$(BIN)/python benchmarks/nmf.py
 	$(BIN)/python benchmarks/lmac.py
+	$(BIN)/python benchmarks/latent.py
 	$(BIN)/python benchmarks/notebooks.py
 
-# retrain every shipped model, in dependency order (lmac-tiny-clap explains tiny-clap)
+# retrain every shipped model, in dependency order (lmac-tiny-clap explains tiny-clap, keyword-latent-cnn reads tiny-codec)
 zoo: install
 	$(BIN)/python -m audiox.models.zoo train tiny-clap
 	$(BIN)/python -m audiox.models.zoo train synth-cnn
 	$(BIN)/python -m audiox.models.zoo train lmac-tiny-clap
 	$(BIN)/python -m audiox.models.zoo train tiny-codec
+	$(BIN)/python -m audiox.models.zoo train keyword-latent-cnn
 
 clean:
 	rm -rf $(VENV) data/cache .pytest_cache

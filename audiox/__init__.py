@@ -21,6 +21,13 @@ def load_clap(name: str | None = None, device=None):
     return _load_clap(name, device)
 
 
+def load_codec(name: str | None = None, device=None):
+    """The profile's audio codec (tiny-codec offline, EnCodec 24 kHz full) or one by name; see :mod:`audiox.models.zoo`."""
+    from .models.zoo import load_codec as _load_codec
+
+    return _load_codec(name, device)
+
+
 def setup_notebook(seed: int = 0) -> str:
     """First call of every notebook: seed, Colab's widget manager when present, a tidy plot style.
 

@@ -125,3 +125,26 @@ def concept_bars(pairs, ax=None, title: str = "", color: str = "tab:blue"):
     ax.set(title=title, xlabel="weight")
     ax.tick_params(axis="y", labelsize=8)
     return ax
+
+
+def curves(x, series: dict, ax=None, title: str = "", xlabel: str = "", ylabel: str = "", percent: bool = True):
+    """Mean +- std bands of repeated measurements: ``series`` maps a label to an array ``[repeats, len(x)]``
+    (or ``[len(x)]``: one line, no band). With ``percent``, ``x`` in [0, 1] is labelled in %.
+
+    >>> import matplotlib; matplotlib.use("Agg")
+    >>> ax = curves([0.0, 0.5, 1.0], {"top": np.array([[0.1, 0.9, 1.0], [0.1, 0.8, 1.0]])}, ylabel="agreement")
+    >>> [line.get_label() for line in ax.get_lines()]
+    ['top']
+    """
+    ax = _axes(ax, figsize=(5, 3))
+    x = np.asarray(x, dtype=float) * (100 if percent else 1)
+    for label, values in series.items():
+        values = np.atleast_2d(np.asarray(values, dtype=float))
+        mean, std = values.mean(axis=0), values.std(axis=0)
+        (line,) = ax.plot(x, mean, marker=".", label=label)
+        if len(values) > 1:
+            ax.fill_between(x, mean - std, mean + std, color=line.get_color(), alpha=0.2, lw=0)
+    ax.set(title=title, xlabel=xlabel + (" (%)" if percent and xlabel else ""), ylabel=ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return ax

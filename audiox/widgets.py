@@ -60,6 +60,8 @@ class SliderExplorer:
     """A slider that recomputes ``fn(value) -> (wave, figure)`` when released, then updates a player and a plot.
 
     ``fn`` may also return ``(wave, figure, text)``; the text (HTML) is shown under the slider.
+    ``wave`` may be a dict ``{label: wave}``: a row of labelled players, all updated together
+    (e.g. original / explanation / explanation removed).
     Set ``explorer.value = v`` in code to do what a learner's drag does (nbval uses this).
 
     >>> import torch, matplotlib
@@ -70,6 +72,11 @@ class SliderExplorer:
     >>> ex.value = 0.5
     >>> ex.calls
     2
+    >>> def three(ratio):
+    ...     return {"original": torch.ones(1600) * 0.1, "explanation": ratio * torch.ones(1600) * 0.1}, None
+    >>> ex = SliderExplorer(three, widgets.FloatSlider(value=0.1, min=0.0, max=1.0), 16000)
+    >>> sorted(ex.players)
+    ['explanation', 'original']
     """
 
     def __init__(self, fn: Callable, slider: widgets.ValueWidget, sample_rate: int, label: str = "explanation"):
@@ -79,12 +86,28 @@ class SliderExplorer:
         self.calls = 0
         slider.continuous_update = False  # recompute on release: a drag should not queue 50 re-runs
         slider.layout.width = slider.layout.width or "60%"
+        self.label = label
         self.text = widgets.HTML()
-        self.audio = widgets.Audio(format="wav", autoplay=False, loop=False)
+        #: the players by label: one (``label``) for a wave, one per key when ``fn`` returns a dict
+        self.players: dict[str, widgets.Audio] = {}
+        self.player_box = widgets.HBox()
         self.plot = widgets.Output()
-        self.widget = widgets.VBox([slider, self.text, widgets.HTML(f"<b>{label}</b>"), self.audio, self.plot])
+        self.widget = widgets.VBox([slider, self.text, self.player_box, self.plot])
         slider.observe(lambda change: self.update(change["new"]), names="value")
         self.update(slider.value)
+
+    @property
+    def audio(self) -> widgets.Audio:
+        """The first player (the only one when ``fn`` returns a single wave)."""
+        return next(iter(self.players.values()))
+
+    def _set_players(self, waves: dict) -> None:
+        if list(waves) != list(self.players):  # first call, or other labels: build the row once
+            self.players = {name: widgets.Audio(format="wav", autoplay=False, loop=False) for name in waves}
+            self.player_box.children = [widgets.VBox([widgets.HTML(f"<b>{name}</b>"), audio])
+                                        for name, audio in self.players.items()]
+        for name, wave in waves.items():
+            self.players[name].value = to_wav_bytes(wave, self.sample_rate)
 
     @property
     def value(self):
@@ -98,7 +121,7 @@ class SliderExplorer:
         result = self.fn(value)
         wave, figure, text = (*result, "")[:3] if len(result) == 2 else result
         self.calls += 1
-        self.audio.value = to_wav_bytes(wave, self.sample_rate)
+        self._set_players(wave if isinstance(wave, dict) else {self.label: wave})
         self.text.value = text
         if figure is not None:
             with self.plot:

@@ -16,11 +16,9 @@ and wrong prompts' masks clearly smaller than right ones'.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import time
-from pathlib import Path
 
 import torch
 
@@ -29,8 +27,8 @@ from audiox.config import device as pick_device
 from audiox.data.synth import CLASSES, evaluation_conditions
 from audiox.models import zoo
 from audiox.zeroshot import class_embeddings
+from results_io import result_path, write_result
 
-RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def main(argv=None) -> dict:
@@ -86,9 +84,7 @@ def main(argv=None) -> dict:
         "environment": {"device": str(device), "threads": args.threads, "cpu_count": os.cpu_count(),
                         "torch": torch.__version__, "python": platform.python_version()},
     }
-    path = RESULTS / f"lmac-{'gpu' if device.type == 'cuda' else 'cpu'}.json"
-    path.write_text(json.dumps(out, indent=2) + "\n")
-    print(f"wrote {path}")
+    write_result(result_path("lmac", device), out)
     return out
 
 

@@ -21,7 +21,6 @@ time and the load average before and after each timed fit are recorded next to i
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -37,8 +36,9 @@ from threadpoolctl import threadpool_limits
 from audiox import nmf
 from audiox.config import device as pick_device
 from audiox.data.synth import SynthSounds
+from results_io import result_path, write_result
 
-RESULTS = Path(__file__).resolve().parent / "results"
+
 SKLEARN = {"euclidean": {}, "kl": {"solver": "mu", "beta_loss": "kullback-leibler"}}
 
 
@@ -106,7 +106,7 @@ def main(argv=None) -> dict:
 
     torch.set_num_threads(args.threads)
     device = pick_device(args.device)
-    out = args.out or RESULTS / f"nmf-{'gpu' if device.type == 'cuda' else 'cpu'}.json"
+    out = args.out or result_path("nmf", device)
     V, _ = nmf.log_spectrogram(SynthSounds("train", n_per_class=args.clips // 10).waves())
     nmf.fit(V[:2].to(device), 4, n_iter=3)  # warm-up: first-call costs (thread pools, kernels) are not the solver's
 
@@ -143,11 +143,7 @@ def main(argv=None) -> dict:
               f"{a['seconds']:>9.2f} {a['iterations']:>4} {a['cost']:>12.1f} {r['relative_cost_gap']:>+9.1e} "
               + (f"{r['speedup']:>8.2f}x" if a["reached_sklearn_cost"] else "  n/a (target not reached)"))
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(result, indent=2) + "\n")
-    os.replace(tmp, out)
-    print(f"wrote {out}")
+    write_result(out, result)
     return result
 
 

@@ -137,3 +137,94 @@ def test_shipped_quality_on_held_out_synth(shipped):
     assert quality["n_clips_per_set"] == 100
     assert quality["clean_accuracy"] >= 0.95
     assert quality["mix_5db_accuracy"] >= 0.75
+
+
+# ---- LatentClassifier and train_latent_classifier (seed paper 001) ----------------------------------------
+
+import re  # noqa: E402
+
+from audiox.models.classifiers import LatentClassifier, encode_all, predict_latent, train_latent_classifier  # noqa: E402
+from audiox.models.codec import TinyCodec  # noqa: E402
+
+
+def test_latent_classifier_shapes_and_config():
+    torch.manual_seed(0)
+    model = LatentClassifier(["a", "b", "c"], latent_channels=8, width=8).eval()
+    assert model.n_classes == 3 and model.classes == ["a", "b", "c"]
+    with torch.no_grad():
+        for frames in (4, 5, 17, 32, 126, 1000):  # any clip length (from 4 frames: two poolings by 2)
+            assert model(torch.randn(2, 8, frames)).shape == (2, 3), frames
+    rebuilt = LatentClassifier(**model.config)
+    rebuilt.load_state_dict(model.state_dict())  # the config alone rebuilds the architecture
+
+
+@pytest.mark.parametrize("shape", [(8, 40), (2, 4, 40), (2, 8, 40, 1), (40,)])
+def test_latent_classifier_refuses_other_shapes(shape):
+    model = LatentClassifier(["a", "b"], latent_channels=8, width=8).eval()
+    expected = re.escape(f"latent has shape {tuple(shape)}; this classifier reads [batch, 8, frames]")
+    with pytest.raises(ValueError, match=expected):
+        model(torch.randn(*shape))
+
+
+def test_latent_classifier_needs_two_classes():
+    with pytest.raises(ValueError, match="at least two class names"):
+        LatentClassifier(["yes"])
+    with pytest.raises(ValueError, match="at least two class names"):
+        LatentClassifier([])
+
+
+def tone_or_noise(n, seed, samples=8_000):
+    """Half tones (random pitch and level), half white noise (random level): labels 0 and 1, alternating."""
+    gen = torch.Generator().manual_seed(seed)
+    t = torch.arange(samples) / SR
+    waves = []
+    for i in range(n):
+        level = 0.05 + 0.25 * float(torch.rand(1, generator=gen))
+        if i % 2 == 0:
+            freq = 200.0 + 2_000.0 * float(torch.rand(1, generator=gen))
+            waves.append(level * torch.sin(2 * torch.pi * freq * t))
+        else:
+            waves.append(level * torch.randn(samples, generator=gen))
+    return torch.stack(waves), torch.tensor([0, 1] * (n // 2))
+
+
+@pytest.fixture(scope="module")
+def small_codec():
+    torch.manual_seed(0)
+    return TinyCodec(latent_channels=8, width=16).eval()
+
+
+def train_small(codec, seed=0, epochs=12):
+    train_waves, train_labels = tone_or_noise(16, seed=1)
+    val_waves, val_labels = tone_or_noise(16, seed=2)
+    torch.manual_seed(3)
+    model = LatentClassifier(["tone", "noise"], latent_channels=8, width=8)
+    # batches of 4 (8 steps an epoch with the resynthesised copies): BatchNorm's running statistics need steps
+    history = train_latent_classifier(codec, model, train_waves, train_labels, val_waves, val_labels, epochs=epochs,
+                                      batch_size=4, lr=5e-3, seed=seed, progress=False)
+    return model, history, (val_waves, val_labels)
+
+
+def test_train_latent_classifier_learns_a_separable_problem(small_codec):
+    model, history, (val_waves, val_labels) = train_small(small_codec)
+    assert len(history.loss) == 12 and not model.training
+    assert max(history.score) >= 0.9, history.score
+    logits = predict_latent(model, encode_all(small_codec, val_waves))
+    assert float((logits.argmax(dim=-1) == val_labels).float().mean()) == max(history.score)  # the best epoch kept
+
+
+def test_train_latent_classifier_is_deterministic(small_codec):
+    first, h1, _ = train_small(small_codec, epochs=3)
+    second, h2, _ = train_small(small_codec, epochs=3)
+    assert h1.loss == h2.loss and h1.score == h2.score
+    assert all(torch.equal(v, second.state_dict()[k]) for k, v in first.state_dict().items())
+    other, h3, _ = train_small(small_codec, seed=1, epochs=3)  # another seed: other batches and augmentations
+    assert h3.loss != h1.loss
+
+
+def test_train_latent_classifier_refuses_too_few_clips(small_codec):
+    waves, labels = tone_or_noise(4, seed=1)
+    model = LatentClassifier(["tone", "noise"], latent_channels=8, width=8)
+    with pytest.raises(ValueError, match="fewer than batch_size=16"):
+        train_latent_classifier(small_codec, model, waves, labels, waves, labels, epochs=1, batch_size=16,
+                                progress=False)

@@ -34,6 +34,8 @@ class SpectrogramModel(nn.Module):
     hop_length: int
     #: shortest clip the model accepts, in seconds
     min_seconds: float = 0.25
+    #: whether an all-silent clip is accepted (a codec can encode silence; there is nothing to explain in it)
+    allow_silence: bool = False
 
     def _device(self) -> torch.device:
         return next(self.parameters()).device
@@ -52,6 +54,7 @@ class SpectrogramModel(nn.Module):
             resample_to_expected=True,
             min_seconds=self.min_seconds,
             batched=batched,
+            allow_silence=self.allow_silence,
         )
         return (wave if batched else wave[None]).to(self._device())
 

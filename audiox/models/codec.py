@@ -91,6 +91,9 @@ class CodecBase(nn.Module):
     frame_rate: float
     #: shortest clip the codec accepts, in seconds
     min_seconds: float = 0.25
+    # A codec compresses silence like any other sound, and the latent of silence is a baseline of latent
+    # attribution; the explanations themselves (audiox.latent) refuse a silent clip.
+    allow_silence = True
 
     # The one validation path of the course's models, reused as is (not inherited: a codec is not a
     # spectrogram model and has no STFT of its own). It validates a clip [T] or batch [B, T] with

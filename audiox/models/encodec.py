@@ -130,10 +130,16 @@ class EncodecCodec(CodecBase):
         """The de-quantised latent ``[B, 128, F]`` of a clip ``[T]`` or batch ``[B, T]`` (75 frames per second).
 
         A clip at another rate is resampled to 24 kHz (with a warning) when ``sample_rate`` is
-        given. No gradient reaches the waveform: the quantiser picks codes by nearest
-        neighbour. For latent attribution, call ``latent.requires_grad_()`` on the result.
+        given. The quantiser picks codes by nearest neighbour, which has no gradient; when the
+        wave requires one (attributions in the input space), the latent's value is unchanged but
+        its gradient is the continuous encoder's: the straight-through estimator of VQ-VAEs.
+        For latent attribution, call ``latent.requires_grad_()`` on the result.
         """
-        return self.dequantize(self.encode_codes(wave, sample_rate))
+        latent = self.dequantize(self.encode_codes(wave, sample_rate))
+        if torch.is_grad_enabled() and isinstance(wave, torch.Tensor) and wave.requires_grad:
+            continuous = self.encode_continuous(wave, sample_rate)
+            latent = continuous + (latent - continuous).detach()
+        return latent
 
     def encode_continuous(self, wave, sample_rate: int | None = None) -> torch.Tensor:
         """The encoder's output ``[B, 128, F]`` before quantisation, differentiable w.r.t. the wave.

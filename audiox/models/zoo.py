@@ -10,10 +10,11 @@ corrupt file is refused instead of silently explaining a different model.
     python -m audiox.models.zoo train synth-cnn
     python -m audiox.models.zoo train lmac-tiny-clap # LMAC-ZS decoder for tiny-clap, about 6 minutes
     python -m audiox.models.zoo train tiny-codec     # the offline audio autoencoder
+    python -m audiox.models.zoo train keyword-latent-cnn  # keyword classifier on tiny-codec's latent
     python -m audiox.models.zoo eval tiny-clap
 
 >>> sorted(ZOO)
-['lmac-tiny-clap', 'synth-cnn', 'tiny-clap', 'tiny-codec']
+['keyword-latent-cnn', 'lmac-tiny-clap', 'synth-cnn', 'tiny-clap', 'tiny-codec']
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ import json
 import os
 import platform
 import time
-from pathlib import Path
 
 import torch
 
@@ -32,11 +32,14 @@ from ..config import DATA_DIR, device as pick_device, profile, seed_everything
 from ..data.hub import save_atomically, sha256sum
 from ..lmac import MaskDecoder
 from .clap import TinyClap
-from .classifiers import CNNClassifier
+from .classifiers import CNNClassifier, LatentClassifier
 from .codec import TinyCodec
 
 MODELS_DIR = DATA_DIR / "models"
-ZOO = {"tiny-clap": TinyClap, "synth-cnn": CNNClassifier, "lmac-tiny-clap": MaskDecoder, "tiny-codec": TinyCodec}
+ZOO = {"tiny-clap": TinyClap, "synth-cnn": CNNClassifier, "lmac-tiny-clap": MaskDecoder, "tiny-codec": TinyCodec,
+       "keyword-latent-cnn": LatentClassifier}
+#: Models trained on another shipped model's outputs: retraining the one means retraining the other.
+DEPENDS_ON = {"lmac-tiny-clap": "tiny-clap", "keyword-latent-cnn": "tiny-codec"}
 #: The LAION-CLAP checkpoint the full profile uses when none is named.
 FULL_PROFILE_CLAP = "laion-clap"
 
@@ -84,6 +87,23 @@ def load_clap(name: str | None = None, device=None):
 
         checkpoint = name.partition(":")[2]
         return load_laion_clap(checkpoint, device=device) if checkpoint else load_laion_clap(device=device)
+    return load(name, device)
+
+
+def load_codec(name: str | None = None, device=None):
+    """A :class:`~audiox.models.codec.Codec` by name; by default the profile's: ``tiny-codec`` offline, EnCodec 24 kHz
+    (1.5 kbps) full. ``"encodec"`` or ``"encodec:<kbps>"`` picks EnCodec at another bandwidth (downloaded once).
+
+    >>> codec = load_codec("tiny-codec")
+    >>> codec.name, codec.sample_rate, codec.latent_channels, codec.frame_rate
+    ('tiny-codec', 16000, 64, 125.0)
+    """
+    name = name or ("tiny-codec" if profile() == "offline" else "encodec")
+    if name.startswith("encodec"):
+        from .encodec import load_encodec
+
+        kbps = name.partition(":")[2]
+        return load_encodec(device=device, bandwidth=float(kbps)) if kbps else load_encodec(device=device)
     return load(name, device)
 
 
@@ -378,10 +398,53 @@ def codec_quality(model, split: str = "test", progress: bool = False) -> dict:
             for name, waves in codec_clips(split).items()}
 
 
+# ---------------------------------------------------------------------------------------------
+# keyword-latent-cnn: the classifier notebook 05 explains in tiny-codec's latent
+# ---------------------------------------------------------------------------------------------
+
+
+def keyword_clips(split: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """The keyword set's clips, padded to 1 s, ``[N, 16000]``, and labels ``[N]``."""
+    from ..data import stack
+    from ..data.speech import Keywords
+
+    words, labels = stack(Keywords(split))
+    return audio.pad_to(words, 1.0, audio.SAMPLE_RATE), labels
+
+
+def train_keyword_latent_cnn(epochs: int = 40, batch_size: int = 32, seed: int = 0, progress: bool = True):
+    """Train a :class:`LatentClassifier` on the shipped tiny-codec's latents of the keyword set; returns (model, history)."""
+    from ..data.speech import KEYWORDS
+    from .classifiers import train_latent_classifier
+
+    seed_everything(seed)
+    codec = load("tiny-codec")
+    model = LatentClassifier(list(KEYWORDS), latent_channels=codec.latent_channels)
+    history = train_latent_classifier(codec, model, *keyword_clips("train"), *keyword_clips("val"), epochs=epochs,
+                                      batch_size=batch_size, seed=seed, progress=progress, desc="keyword-latent-cnn")
+    return model, history
+
+
+@torch.no_grad()
+def latent_classifier_quality(model, split: str = "test", progress: bool = False) -> dict:
+    """Accuracy of a keyword latent classifier on held-out clips: on their latents, and on the latents of
+    tiny-codec's reconstructions (``encode(decode(latent))``: can sound synthesised by the decoder still be
+    classified?)."""
+    from .classifiers import accuracy, encode_all, predict_latent
+
+    codec = load("tiny-codec", device=next(model.parameters()).device)
+    waves, labels = keyword_clips(split)
+    latent = encode_all(codec, waves.to(next(model.parameters()).device))
+    resynthesised = encode_all(codec, codec.reconstruct(waves))
+    return {"accuracy": round(accuracy(predict_latent(model, latent), labels), 4),
+            "accuracy_resynthesised": round(accuracy(predict_latent(model, resynthesised), labels), 4),
+            "clips": len(labels)}
+
+
 TRAINERS = {"tiny-clap": train_tiny_clap, "synth-cnn": train_synth_cnn, "lmac-tiny-clap": train_lmac_tiny_clap,
-            "tiny-codec": train_tiny_codec}
+            "tiny-codec": train_tiny_codec, "keyword-latent-cnn": train_keyword_latent_cnn}
 QUALITY = {"tiny-clap": synth_quality, "synth-cnn": synth_classifier_quality, "lmac-tiny-clap": lmac_quality,
-           "tiny-codec": codec_quality}
+           "tiny-codec": codec_quality, "keyword-latent-cnn": latent_classifier_quality}
 
 
 def train_and_ship(name: str, **kwargs) -> dict:
@@ -405,6 +468,8 @@ def train_and_ship(name: str, **kwargs) -> dict:
                         "threads": torch.get_num_threads(), "device": "cpu"},
         "quality": {"split": "test", **QUALITY[name](model)},
     }
+    if name in DEPENDS_ON:  # which weights it was trained on: a test fails when they are retrained without it
+        info["depends_on"] = {DEPENDS_ON[name]: card(DEPENDS_ON[name])["sha256"]}
     (MODELS_DIR / f"{name}.json").write_text(json.dumps(info, indent=2) + "\n")
     return info
 

@@ -1,0 +1,26 @@
+"""Where the benchmarks write: ``results/<name>-cpu.json`` or ``-gpu.json``, written whole or not at all."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def result_path(name: str, device) -> Path:
+    """``results/<name>-gpu.json`` for a CUDA device, ``results/<name>-cpu.json`` otherwise."""
+    return RESULTS / f"{name}-{'gpu' if torch.device(device).type == 'cuda' else 'cpu'}.json"
+
+
+def write_result(path: Path, result: dict) -> Path:
+    """Write ``result`` as indented JSON through a temporary file, so an interrupted run leaves no half file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(result, indent=2) + "\n")
+    os.replace(tmp, path)
+    print(f"wrote {path}")
+    return path
