@@ -240,3 +240,26 @@ def test_load_encodec_without_network_says_how_to_go_on(transformers, monkeypatc
     assert "facebook/encodec_24khz" in message
     assert "network once" in message and "Hugging Face cache" in message
     assert "AUDIOX_PROFILE=offline" in message
+
+
+# ---- the full profile's latent explanation path, offline: EnCodec (random weights) + a latent classifier ------
+
+
+def test_latent_explanation_through_encodec(codec, clips):
+    """Notebook 05's full-profile path end to end on the real EnCodec architecture: explain in the 128-channel
+    de-quantised latent, keep / remove, decode at 24 kHz, and fidelity in the input space, whose attributions need
+    the straight-through gradient past the quantiser."""
+    from audiox import latent
+    from audiox.models.classifiers import LatentClassifier
+
+    torch.manual_seed(0)
+    classifier = LatentClassifier(["zero", "one"], latent_channels=codec.latent_channels, width=8).eval()
+    out = latent.explain(codec, classifier, clips, "integrated_gradients", baseline="noise", n_steps=4)
+    assert out.latent.shape == out.attributions.shape == (len(clips), 128, 75)
+    assert torch.isfinite(out.attributions).all() and out.attributions.abs().sum() > 0
+    sounds = out.listen(0.1)
+    assert [tuple(w.shape) for w in sounds.values()] == [(len(clips), SR)] * 3
+    for mode in ("keep", "remove"):
+        curve = latent.input_fidelity(codec, classifier, clips, (0.0, 0.5, 1.0), mode, n_steps=4)
+        assert curve.shape == (3,) and ((curve >= 0) & (curve <= 1)).all()
+    assert latent.input_fidelity(codec, classifier, clips, (1.0,), "keep", n_steps=4)[0] == 1.0  # all bins kept
