@@ -48,7 +48,7 @@ import torch
 import torch.nn.functional as F
 
 from . import audio
-from .models.classifiers import encode_all
+from .models.classifiers import encode_all, predict_latent
 
 #: captum methods :func:`attribute` can use, by name; Integrated Gradients is the paper's.
 METHODS = ("integrated_gradients", "saliency", "deeplift", "gradient_shap", "occlusion")
@@ -144,8 +144,7 @@ def _fit_frames(latent: torch.Tensor, frames: int) -> torch.Tensor:
 
 def predict(classifier, latent: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
     """Class probabilities ``[B, n_classes]`` of latents, in batches, without gradients."""
-    with torch.no_grad():
-        return torch.cat([classifier(chunk).softmax(dim=-1) for chunk in latent.split(batch_size)])
+    return predict_latent(classifier, latent, batch_size).softmax(dim=-1)
 
 
 def attribute(classifier, latent: torch.Tensor, method: str = "integrated_gradients", target=None,
