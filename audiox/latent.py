@@ -235,6 +235,21 @@ def random_mask(shape, ratio: float, seed: int = 0, device=None) -> torch.Tensor
     return top_mask(scores, ratio).to(device)
 
 
+def _edit(x: torch.Tensor, mask: torch.Tensor, baseline: torch.Tensor, mode: str) -> torch.Tensor:
+    """``keep``: ``x`` where ``mask``, the baseline elsewhere; ``remove``: the baseline where ``mask``, ``x`` elsewhere."""
+    if mode not in ("keep", "remove"):
+        raise ValueError(f"mode={mode!r}; use 'keep' (explanation) or 'remove' (explanation removed).")
+    base = baseline.to(x.device).expand_as(x)
+    return torch.where(mask, x, base) if mode == "keep" else torch.where(mask, base, x)
+
+
+def _edits(x: torch.Tensor, scores: torch.Tensor | None, baseline: torch.Tensor, ratios, mode: str,
+           seed: int) -> list[torch.Tensor]:
+    """One edited copy of ``x`` per ratio, at the top ``scores`` or, for ``None``, at random positions from ``seed``."""
+    return [_edit(x, top_mask(scores, r) if scores is not None else random_mask(x.shape, r, seed, x.device),
+                  baseline, mode) for r in ratios]
+
+
 def keep_top(latent: torch.Tensor, attributions: torch.Tensor, ratio: float, baseline: torch.Tensor) -> torch.Tensor:
     """The explanation's latent: the top ``ratio`` of each clip's entries kept, the baseline elsewhere.
 
@@ -242,7 +257,7 @@ def keep_top(latent: torch.Tensor, attributions: torch.Tensor, ratio: float, bas
     >>> keep_top(z, a, 0.5, torch.zeros(1, 4))
     tensor([[0., 2., 0., 4.]])
     """
-    return torch.where(top_mask(attributions, ratio), latent, baseline.to(latent.device).expand_as(latent))
+    return _edit(latent, top_mask(attributions, ratio), baseline, "keep")
 
 
 def remove_top(latent: torch.Tensor, attributions: torch.Tensor, ratio: float, baseline: torch.Tensor) -> torch.Tensor:
@@ -252,7 +267,7 @@ def remove_top(latent: torch.Tensor, attributions: torch.Tensor, ratio: float, b
     >>> remove_top(z, a, 0.5, torch.zeros(1, 4))
     tensor([[1., 0., 3., 0.]])
     """
-    return torch.where(top_mask(attributions, ratio), baseline.to(latent.device).expand_as(latent), latent)
+    return _edit(latent, top_mask(attributions, ratio), baseline, "remove")
 
 
 def synthesize(codec, latent: torch.Tensor, length: int | None = None) -> torch.Tensor:
@@ -351,16 +366,9 @@ def fidelity(classifier, latent: torch.Tensor, attributions: torch.Tensor | None
     >>> float(curve[-1])  # keeping everything is the clip itself
     1.0
     """
-    if mode not in ("keep", "remove"):
-        raise ValueError(f"mode={mode!r}; use 'keep' (explanation) or 'remove' (explanation removed).")
+    edited = _edits(latent, attributions, baseline, ratios, mode, seed)
     if target is None:
         target = predict(classifier, latent).argmax(dim=-1)
-    base = baseline.to(latent.device).expand_as(latent)
-    edited = []
-    for ratio in ratios:
-        mask = (top_mask(attributions, ratio) if attributions is not None
-                else random_mask(latent.shape, ratio, seed, latent.device))
-        edited.append(torch.where(mask, latent, base) if mode == "keep" else torch.where(mask, base, latent))
     if codec is None:
         return _agreement(lambda z: predict(classifier, z), edited, target)
     length = max(int(round((latent.shape[-1] - 1) / codec.frame_rate * codec.sample_rate)), 1)
@@ -434,7 +442,12 @@ def fidelity_curves(codec, classifier, waves: torch.Tensor, *, method: str = "in
     def add(mode, name, values):
         curves[mode].setdefault(name, []).append(values)
 
-    input_scores = None
+    if input_space:  # the spectrogram model and its attributions do not depend on the seed: built once
+        magnitude, phase = audio.magnitude_phase(waves)
+        model = _input_model(codec, classifier, phase, waves.shape[-1], audio.N_FFT, audio.HOP_LENGTH)
+        input_scores = attribute(model, magnitude, method, target, torch.zeros_like(magnitude), seed=seeds[0],
+                                 internal_batch_size=4 * len(waves),
+                                 **{k: v for k, v in options.items() if k != "internal_batch_size"})
     for seed in tqdm(seeds, desc="fidelity", disable=not progress):
         base = baseline_latent(codec, baseline, latent, reference=reference, seed=seed)
         scores = attribute(classifier, latent, method, target, base, seed=seed, **options)
@@ -445,12 +458,6 @@ def fidelity_curves(codec, classifier, waves: torch.Tensor, *, method: str = "in
                 add(mode, "latent, attributed, heard",
                     fidelity(classifier, latent, scores, base, ratios, mode, seed, target, codec=codec))
         if input_space:
-            magnitude, phase = audio.magnitude_phase(waves)
-            model = _input_model(codec, classifier, phase, waves.shape[-1], audio.N_FFT, audio.HOP_LENGTH)
-            if input_scores is None:  # deterministic: the same for every seed
-                input_scores = attribute(model, magnitude, method, target, torch.zeros_like(magnitude),
-                                         seed=seed, internal_batch_size=4 * len(waves),
-                                         **{k: v for k, v in options.items() if k != "internal_batch_size"})
             for mode in ("keep", "remove"):
                 add(mode, "input, attributed",
                     _input_agreement(model, magnitude, input_scores, ratios, mode, seed, target))
@@ -495,13 +502,7 @@ def input_fidelity(codec, classifier, waves: torch.Tensor, ratios=RATIOS, mode: 
 
 
 def _input_agreement(model, magnitude, scores, ratios, mode, seed, target) -> np.ndarray:
-    if mode not in ("keep", "remove"):
-        raise ValueError(f"mode={mode!r}; use 'keep' (explanation) or 'remove' (explanation removed).")
-    edited = []
-    for ratio in ratios:
-        mask = top_mask(scores, ratio) if scores is not None else random_mask(magnitude.shape, ratio, seed,
-                                                                               magnitude.device)
-        edited.append(magnitude * mask if mode == "keep" else magnitude * ~mask)
+    edited = _edits(magnitude, scores, torch.zeros(()), ratios, mode, seed)  # the input's baseline: silence
 
     def predict_fn(m):
         return torch.cat([model(chunk).softmax(dim=-1) for chunk in m.split(len(magnitude) * 4)])
