@@ -54,11 +54,11 @@ bench: install
 
 # retrain every shipped model, in dependency order (lmac-tiny-clap explains tiny-clap, keyword-latent-cnn reads tiny-codec)
 zoo: install
-	$(BIN)/python -m audiox.models.zoo train tiny-clap
-	$(BIN)/python -m audiox.models.zoo train synth-cnn
-	$(BIN)/python -m audiox.models.zoo train lmac-tiny-clap
-	$(BIN)/python -m audiox.models.zoo train tiny-codec
-	$(BIN)/python -m audiox.models.zoo train keyword-latent-cnn
+	$(BIN)/python -m audiox.models.recipes train tiny-clap
+	$(BIN)/python -m audiox.models.recipes train synth-cnn
+	$(BIN)/python -m audiox.models.recipes train lmac-tiny-clap
+	$(BIN)/python -m audiox.models.recipes train tiny-codec
+	$(BIN)/python -m audiox.models.recipes train keyword-latent-cnn
 
 clean:
 	rm -rf $(VENV) data/cache .pytest_cache

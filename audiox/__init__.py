@@ -6,6 +6,8 @@
 >>> ds = audiox.load_dataset("synth", split="test", n_per_class=1)
 >>> ds.classes[:3]
 ['siren', 'alarm', 'engine']
+>>> sorted(audiox.explainers())[:2]                  # the explanation methods, by name
+['concepts', 'gradcam']
 """
 
 from .config import cache_dir, device, profile, seed_everything
@@ -16,7 +18,7 @@ __version__ = "0.1.0"
 
 def load_clap(name: str | None = None, device=None):
     """The profile's CLAP (tiny-clap offline, LAION-CLAP full) or one by name; see :mod:`audiox.models.zoo`."""
-    from .models.zoo import load_clap as _load_clap  # lazy: keeps `python -m audiox.models.zoo` clean
+    from .models.zoo import load_clap as _load_clap  # lazy: `import audiox` stays light
 
     return _load_clap(name, device)
 
@@ -26,6 +28,21 @@ def load_codec(name: str | None = None, device=None):
     from .models.zoo import load_codec as _load_codec
 
     return _load_codec(name, device)
+
+
+def explainers() -> dict[str, str]:
+    """The explanation methods by name, with a line on each (:func:`audiox.explain.explainers`)."""
+    from .explain import explainers as _explainers
+
+    return _explainers()
+
+
+def explainer(name: str, model, **options):
+    """Build the explanation method ``name`` around ``model`` (:func:`audiox.explain.explainer`), e.g.
+    ``audiox.explainer("lmac-zs", ZeroShotClassifier(clap, classes)).explain(waves)``."""
+    from .explain import explainer as _explainer
+
+    return _explainer(name, model, **options)
 
 
 def setup_notebook(seed: int = 0) -> str:
@@ -46,4 +63,5 @@ def setup_notebook(seed: int = 0) -> str:
     return line
 
 
-__all__ = ["cache_dir", "device", "load_clap", "load_dataset", "profile", "seed_everything", "setup_notebook"]
+__all__ = ["cache_dir", "device", "explainer", "explainers", "load_clap", "load_codec", "load_dataset", "profile",
+           "seed_everything", "setup_notebook"]

@@ -265,6 +265,62 @@ def istft_with_phase(
     return wave.reshape(*lead, wave.shape[-1])
 
 
+def listenable(
+    magnitude: torch.Tensor,
+    phase: torch.Tensor,
+    mask: torch.Tensor,
+    n_fft: int = N_FFT,
+    hop_length: int = HOP_LENGTH,
+    length: int | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """What a mask keeps and what it leaves out, as sound: ``M * |X|`` and ``(1 - M) * |X|`` with the clip's phase.
+
+    The one mask-to-sound seam of the course: every mask method (LMAC-ZS, L2I, the gradient maps,
+    the random control, NMF components) goes through it. ``mask`` lies in [0, 1] on the grid of
+    ``magnitude`` ``[..., F, T]``; ``length`` defaults to ``(T - 1) * hop_length``, the clip's length.
+    The two waves sum to the clip (the inverse STFT is linear), so what is heard in one is missing
+    from the other.
+
+    >>> wave = torch.sin(2 * torch.pi * 440 * torch.arange(16000) / 16000)
+    >>> magnitude, phase = magnitude_phase(wave)
+    >>> low = torch.zeros_like(magnitude); low[:20] = 1.0          # keep the bins below 625 Hz
+    >>> kept, left = listenable(magnitude, phase, low)
+    >>> bool(kept.pow(2).sum() > 100 * left.pow(2).sum())           # the 440 Hz tone is in the kept part
+    True
+    """
+    if mask.shape != magnitude.shape:
+        raise ValueError(f"mask {tuple(mask.shape)} and magnitude {tuple(magnitude.shape)} must share one grid.")
+    length = (magnitude.shape[-1] - 1) * hop_length if length is None else length
+    kept = istft_with_phase(mask * magnitude, phase, n_fft, hop_length, length)
+    residual = istft_with_phase((1 - mask) * magnitude, phase, n_fft, hop_length, length)
+    return kept, residual
+
+
+#: Bins of a clip more than 80 dB below its loudest bin count as empty in :func:`effective_mask`.
+_EMPTY_BIN = 1e-4
+
+
+def effective_mask(explanation_magnitude: torch.Tensor, clip_magnitude: torch.Tensor) -> torch.Tensor:
+    """The mask ``[B, F, T]`` that a *synthesised* explanation amounts to on its clip: ``min(|E| / |X|, 1)`` per bin.
+
+    A method that decodes its explanation (latent attribution through a codec) has no mask of its
+    own; this is the one definition of it, so that its explanation can be measured like a mask:
+    how much of each bin of the clip ``|X|`` the explanation ``|E|`` (both magnitudes on one STFT
+    grid) still has. Where ``E`` is louder than ``X`` (codec artefacts, the baseline's noise) the
+    mask is 1; bins of the clip more than 80 dB below its peak are empty and get 0.
+
+    >>> x = torch.rand(1, 257, 20) + 0.1
+    >>> bool(((effective_mask(0.5 * x, x) - 0.5).abs() < 1e-6).all()), float(effective_mask(3 * x, x).max())
+    (True, 1.0)
+    """
+    if explanation_magnitude.shape != clip_magnitude.shape:
+        raise ValueError(f"explanation {tuple(explanation_magnitude.shape)} and clip {tuple(clip_magnitude.shape)} "
+                         f"magnitudes must share one STFT grid.")
+    floor = _EMPTY_BIN * clip_magnitude.flatten(-2).amax(-1)[..., None, None]
+    ratio = explanation_magnitude / clip_magnitude.clamp_min(torch.finfo(clip_magnitude.dtype).tiny)
+    return torch.where(clip_magnitude > floor, ratio.clamp(max=1.0), 0.0)
+
+
 def mel_filterbank(sample_rate: int, n_fft: int = N_FFT, n_mels: int = 64, device=None) -> torch.Tensor:
     """Slaney-style mel filterbank ``[F, n_mels]`` (torchaudio) that maps a linear magnitude to mel bands."""
     return AF.melscale_fbanks(

@@ -218,6 +218,9 @@ def audio_mean(clap, waves_or_embeddings: torch.Tensor, batch_size: int = 64, pr
     return F.normalize(x.float(), dim=-1).mean(dim=0)
 
 
+_estimate_audio_mean = audio_mean  # SpLiCE's argument of the same name would hide it
+
+
 def centre(embeddings: torch.Tensor, audio_mean: torch.Tensor) -> torch.Tensor:
     """Centred audio embeddings: normalise, subtract the audio mean, normalise again (the input of :func:`decompose`).
 
@@ -627,6 +630,75 @@ def top_concepts(concept_weights: torch.Tensor, words, k: int = 5):
     values, indices = rows.topk(min(k, rows.shape[1]), dim=1)
     pairs = [[(words[i], v) for v, i in zip(vs.tolist(), ix.tolist()) if v > 0] for vs, ix in zip(values, indices)]
     return pairs[0] if w.ndim == 1 else pairs
+
+
+# ---- the method as one object: SpLiCE's shape --------------------------------------------------------
+
+class SpLiCE:
+    """The concept method as SpLiCE shapes it: an object that owns its dictionary and audio mean, with
+    ``decompose`` / ``recompose`` / ``intervene``.
+
+    Built around a CLAP (or a :class:`~audiox.zeroshot.ZeroShotClassifier`, whose CLAP it uses) and a
+    vocabulary (words, or a :class:`ConceptDictionary`); the audio mean is given (``[D]``) or estimated
+    from a ``corpus`` of waves or embeddings (:func:`audio_mean`). ``decompose`` takes waves ``[B, T]``
+    or embeddings ``[B, D]`` and returns concept weights ``[B, K]``, the steps of the module's
+    docstring in one call. Unlike the mask explainers it explains an *embedding*, not a decision:
+    its result names words, it is not a sound.
+
+    >>> import audiox
+    >>> from audiox.data.synth import ATTRIBUTE_WORDS, CLASSES, SynthSounds
+    >>> clap = audiox.load_clap("tiny-clap", device="cpu")
+    >>> splice = SpLiCE(clap, list(CLASSES) + ATTRIBUTE_WORDS, corpus=SynthSounds("val", n_per_class=2).waves())
+    >>> weights = splice.decompose(SynthSounds("test", n_per_class=1).waves()[:1], l1=0.2)
+    >>> splice.top_concepts(weights[0], k=1)[0][0]
+    'siren'
+    >>> splice.recompose(weights).shape
+    torch.Size([1, 128])
+    """
+
+    method = "concepts"
+
+    def __init__(self, model, vocabulary, audio_mean: torch.Tensor | None = None, corpus: torch.Tensor | None = None,
+                 l1: float = DEFAULT_L1, progress: bool = False):
+        self.clap = getattr(model, "clap", model)
+        self.dictionary = vocabulary if isinstance(vocabulary, ConceptDictionary) else concept_dictionary(
+            self.clap, list(vocabulary), progress=progress)
+        if audio_mean is None:
+            if corpus is None:
+                raise ValueError("SpLiCE needs the audio mean: pass audio_mean=[D] or a corpus of waves [N, T] "
+                                 "(or embeddings [N, D]) like the clips to explain, e.g. the training split.")
+            audio_mean = _estimate_audio_mean(self.clap, corpus, progress=progress)
+        self.audio_mean, self.l1 = torch.as_tensor(audio_mean).float(), l1
+
+    @property
+    def words(self) -> list[str]:
+        return self.dictionary.words
+
+    def embed(self, waves: torch.Tensor, sample_rate: int | None = None) -> torch.Tensor:
+        """L2-normalised CLAP embeddings ``[B, D]`` of clips ``[T]`` or ``[B, T]``, without gradients."""
+        return embed_waves(self.clap, torch.atleast_2d(torch.as_tensor(waves)), sample_rate, progress=False)
+
+    def decompose(self, waves_or_embeddings: torch.Tensor, l1: float | None = None, n_concepts: int | None = None,
+                  sample_rate: int | None = None) -> torch.Tensor:
+        """Concept weights ``[B, K]`` of clips ``[B, T]`` or embeddings ``[B, D]``: centre, then :func:`decompose`
+        (``l1`` defaults to the object's, or ``n_concepts`` active per clip)."""
+        x = torch.atleast_2d(torch.as_tensor(waves_or_embeddings))
+        embeddings = x if x.shape[-1] == self.clap.embed_dim else self.embed(x, sample_rate)
+        if n_concepts is None and l1 is None:
+            l1 = self.l1
+        return decompose(centre(embeddings, self.audio_mean), self.dictionary, l1=l1, n_concepts=n_concepts)
+
+    def recompose(self, concept_weights: torch.Tensor) -> torch.Tensor:
+        """The embedding ``[B, D]`` the weights stand for (:func:`recompose`)."""
+        return recompose(concept_weights, self.dictionary, self.audio_mean)
+
+    def intervene(self, concept_weights: torch.Tensor, remove: Sequence[str] = (), scale: dict | None = None):
+        """Weights with named concepts removed or scaled (:func:`intervene`); recompose them to see the effect."""
+        return intervene(concept_weights, self.dictionary, remove, scale)
+
+    def top_concepts(self, concept_weights: torch.Tensor, k: int = 5):
+        """The ``k`` heaviest concepts as ``(word, weight)`` pairs (:func:`top_concepts`)."""
+        return top_concepts(concept_weights, self.dictionary, k)
 
 
 # ---- 5. concept fine-tuning ---------------------------------------------------------------------------

@@ -13,21 +13,23 @@ interpreter) + 0.4 * mean(H)``. The explanation of class ``c`` for one clip: the
 of each component, its pooled activation times its head weight for ``c`` (normalised by the
 largest, :func:`relevance`); the top few components above a threshold; and a Wiener-like mask
 ``W_S H_S / W H`` on the clip's magnitude, turned into sound with the original phase
-(:func:`interpret`). Two modes: **post-hoc** (the classifier is frozen, only the interpreter
-learns) and **by design** (classifier and interpreter learn together, :func:`train_interpreter`).
+(:class:`L2I`, the course's explainer contract). Two modes: **post-hoc** (the classifier is frozen,
+only the interpreter learns) and **by design** (classifier and interpreter learn together,
+:func:`train_interpreter`). The interpreter owns its dictionary (``interpreter.dictionary``, a frozen
+buffer): the two are only meaningful together, and ship together.
 
 >>> import torch
 >>> from audiox.models.classifiers import CNNClassifier
 >>> classifier = CNNClassifier(["siren", "bird", "rain"]).eval()   # random weights: shapes only
 >>> W = torch.rand(257, 12)                                         # a dictionary [F, K]
->>> interpreter = Interpreter.for_classifier(classifier, n_components=12)
+>>> interpreter = Interpreter.for_classifier(classifier, W)
 >>> magnitude, phase = classifier.spectrogram(torch.randn(2, 16_000) * 0.1)
 >>> out = interpreter(*features(classifier, magnitude, interpreter.layers)[1:], n_frames=magnitude.shape[-1])
 >>> out.activations.shape, out.logits.shape, bool((out.activations >= 0).all())
 (torch.Size([2, 12, 126]), torch.Size([2, 3]), True)
->>> explanation = interpret(classifier, interpreter, W, magnitude, phase, top=3)
->>> explanation.mask.shape, explanation.wave.shape
-(torch.Size([2, 257, 126]), torch.Size([2, 16000]))
+>>> explanation = L2I(classifier, interpreter, top=3).explain(torch.randn(2, 16_000) * 0.1)
+>>> explanation.mask.shape, explanation.wave.shape, explanation.scores.shape
+(torch.Size([2, 257, 126]), torch.Size([2, 16000]), torch.Size([2, 12]))
 """
 
 from __future__ import annotations
@@ -39,7 +41,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from . import audio
+from .batching import batched
+from .explain import Explainer
+from .models.base import parameter_device
 from .models.train import History, fit, minibatches
 from .nmf import component_masks
 
@@ -65,13 +69,22 @@ class Interpreter(nn.Module):
     Args:
         channels: channels ``C_i`` of the tapped maps, in the order :func:`features` returns them.
         layers: which of the classifier's hidden maps to read (indices into its list).
+        n_components, n_freq: the dictionary's size ``[n_freq, n_components]``; its values come with
+            :meth:`for_classifier` or with the shipped weights.
+        classes: the names of the classifier's classes, to refuse a classifier it was not trained for.
     """
 
     def __init__(self, channels: Sequence[int], layers: Sequence[int], n_components: int, n_classes: int,
-                 width: int = 64):
+                 width: int = 64, n_freq: int = 257, classes: Sequence[str] | None = None):
         super().__init__()
         if len(channels) != len(layers):
             raise ValueError(f"one channel count per tapped layer: {list(channels)} vs layers {list(layers)}.")
+        self.config = {"channels": list(channels), "layers": list(layers), "n_components": n_components,
+                       "n_classes": n_classes, "width": width, "n_freq": n_freq,
+                       "classes": list(classes) if classes is not None else None}
+        self.classes = self.config["classes"]
+        # W [F, K]: frozen (a buffer, not a parameter), saved with the weights
+        self.register_buffer("dictionary", torch.zeros(n_freq, n_components))
         self.layers = list(layers)
         self.read = nn.ModuleList(nn.Conv1d(c, width, 1) for c in channels)
         self.decode = nn.Sequential(
@@ -81,13 +94,20 @@ class Interpreter(nn.Module):
         self.head = nn.Linear(n_components, n_classes)
 
     @classmethod
-    def for_classifier(cls, classifier, n_components: int, layers: Sequence[int] = (-2, -1), width: int = 64):
-        """An interpreter sized for ``classifier``'s hidden maps (default: its last two blocks)."""
+    def for_classifier(cls, classifier, W: torch.Tensor, layers: Sequence[int] = (-2, -1), width: int = 64):
+        """An interpreter sized for ``classifier``'s hidden maps (default: its last two blocks) around the NMF
+        dictionary ``W`` ``[F, K]`` (:func:`audiox.nmf.fit`), on the classifier's device."""
         probe = classifier.spectrogram(torch.zeros(classifier.sample_rate // 2) + 1e-3)[0]
         with torch.no_grad():
             hidden = classifier.logits_and_hidden(probe)[1]
+        if W.ndim != 2 or W.shape[0] != probe.shape[1]:
+            raise ValueError(f"W must be an NMF dictionary [F={probe.shape[1]}, K] on the classifier's STFT, "
+                             f"got {tuple(W.shape)}.")
         layers = [range(len(hidden))[i] for i in layers]  # negative indices -> positions
-        return cls([hidden[i].shape[1] for i in layers], layers, n_components, classifier.n_classes, width)
+        interpreter = cls([hidden[i].shape[1] for i in layers], layers, W.shape[1], classifier.n_classes, width,
+                          W.shape[0], getattr(classifier, "classes", None))
+        interpreter.dictionary.copy_(W.detach())
+        return interpreter.to(probe.device)
 
     def forward(self, pooled: list[torch.Tensor], n_frames: int) -> InterpreterOutput:
         # decode at the finest tapped time resolution, then stretch H to the spectrogram's frames:
@@ -115,7 +135,6 @@ def interpreter_loss(W, magnitude, classifier_logits, out: InterpreterOutput, fi
 def train_interpreter(
     classifier,
     interpreter: Interpreter,
-    W: torch.Tensor,
     train_magnitude: torch.Tensor,
     val_magnitude: torch.Tensor,
     *,
@@ -139,17 +158,15 @@ def train_interpreter(
     the audio, then the decision. Validation keeps the epoch
     with the best top-1 fidelity (by design: fidelity plus the classifier's accuracy).
     """
-    W = W.to(train_magnitude.device)
+    W = interpreter.dictionary
     if by_design and (train_labels is None or val_labels is None):
         raise ValueError("by_design=True trains the classifier too: pass train_labels and val_labels.")
     layers, n_frames = interpreter.layers, train_magnitude.shape[-1]
     frozen = None
     if not by_design:
         classifier.eval()
-        with torch.no_grad():
-            frozen = [features(classifier, chunk, layers) for chunk in train_magnitude.split(256)]
-            frozen_logits = torch.cat([f[0] for f in frozen])
-            frozen_maps = [torch.cat([f[1][i] for f in frozen]) for i in range(len(layers))]
+        frozen_logits, frozen_maps = batched(lambda m: features(classifier, m, layers), train_magnitude,
+                                             batch_size=256)
     model = nn.ModuleDict({"interpreter": interpreter, **({"classifier": classifier} if by_design else {})})
 
     def batches(epoch):
@@ -184,14 +201,13 @@ def train_interpreter(
     return history
 
 
-@torch.no_grad()
 def predict(classifier, interpreter: Interpreter, magnitude: torch.Tensor, batch_size: int = 256):
     """Classifier logits and interpreter logits ``[N, C]`` of many magnitudes, in batches."""
-    outputs = []
-    for chunk in magnitude.split(batch_size):
+    def both(chunk):
         logits, maps = features(classifier, chunk, interpreter.layers)
-        outputs.append((logits, interpreter(maps, chunk.shape[-1]).logits))
-    return torch.cat([o[0] for o in outputs]), torch.cat([o[1] for o in outputs])
+        return logits, interpreter(maps, chunk.shape[-1]).logits
+
+    return batched(both, magnitude, batch_size=batch_size)
 
 
 def fidelity(classifier_logits: torch.Tensor, interpreter_logits: torch.Tensor, k: int = 1) -> float:
@@ -228,37 +244,50 @@ def relevant_components(relevance_scores: torch.Tensor, top: int = 5, threshold:
     return chosen
 
 
-@dataclass
-class Interpretation:
-    """A listenable interpretation: the mask on the magnitude, the chosen components, and the sound."""
+def shipped_interpreter(model, device=None) -> Interpreter:
+    """The interpreter shipped for ``model`` (``l2i-synth-cnn`` for synth-cnn, ``l2i-tiny-clap`` for tiny-clap's
+    zero-shot classifier over the SynthSounds classes), trained by ``python -m audiox.models.recipes train <name>``."""
+    from .models import zoo
 
-    mask: torch.Tensor  # [B, F, T] in [0, 1]
-    components: torch.Tensor  # [B, K] bool
-    relevance: torch.Tensor  # [B, K]
-    target: torch.Tensor  # [B] the class explained
-    activations: torch.Tensor  # H [B, K, T]
-    wave: torch.Tensor  # [B, samples]: mask * |X| with the original phase
-    residual: torch.Tensor  # [B, samples]: (1 - mask) * |X|, what the interpretation leaves out
+    base = getattr(getattr(model, "clap", model), "zoo_name", None)
+    name = f"l2i-{base}"
+    if base is None or name not in zoo.ZOO:
+        raise ValueError("no L2I interpreter is shipped for this model: train one with audiox.l2i.train_interpreter "
+                         "(notebook 03 does it) and pass it as interpreter=.")
+    interpreter = zoo.load(name, device=device if device is not None else parameter_device(model))
+    if interpreter.classes != list(model.classes):
+        raise ValueError(f"the shipped {name} explains the classes {interpreter.classes}, not {list(model.classes)}; "
+                         f"train an interpreter for these classes with audiox.l2i.train_interpreter.")
+    return interpreter
 
 
-@torch.no_grad()
-def interpret(classifier, interpreter: Interpreter, W: torch.Tensor, magnitude: torch.Tensor, phase: torch.Tensor,
-              target: torch.Tensor | None = None, top: int = 5, threshold: float = 0.2) -> Interpretation:
-    """Explain the classifier's decision (or class ``target``) on each clip with its relevant components.
+class L2I(Explainer):
+    """L2I as an explainer: the relevant NMF components of the class explained, as a Wiener-like mask.
 
-    The mask is :func:`audiox.nmf.component_masks`: the chosen components' share ``W_S H_S / W H``
-    of the interpreter's reconstruction, applied to the clip's linear magnitude.
+    ``model``: a Classifier with ``logits_and_hidden`` (synth-cnn, a zero-shot CLAP, a wrapped
+    model); ``interpreter``: trained on that model's hidden maps (default: the shipped one).
+    For each clip, the relevance of each component for the target (:func:`relevance`), its
+    ``top`` components above ``threshold`` (:func:`relevant_components`), and their share of the
+    interpreter's reconstruction ``W_S H_S / W H`` as the mask (:func:`audiox.nmf.component_masks`).
+    ``scores`` is the relevance ``[B, K]``; ``info`` holds ``components`` ``[B, K]`` (bool) and
+    ``activations`` ``H`` ``[B, K, T]``.
     """
-    logits, maps = features(classifier, magnitude, interpreter.layers)
-    target = logits.argmax(-1) if target is None else torch.as_tensor(target, device=magnitude.device).expand(len(magnitude))
-    out = interpreter(maps, magnitude.shape[-1])
-    scores = relevance(interpreter, out.activations, target)
-    chosen = relevant_components(scores, top, threshold)
-    mask = component_masks(W.to(magnitude.device), out.activations, chosen.float())
-    length = (magnitude.shape[-1] - 1) * classifier.hop_length
-    wave = audio.istft_with_phase(mask * magnitude, phase, classifier.n_fft, classifier.hop_length, length)
-    residual = audio.istft_with_phase((1 - mask) * magnitude, phase, classifier.n_fft, classifier.hop_length, length)
-    return Interpretation(mask, chosen, scores, target, out.activations, wave, residual)
+
+    method = "L2I"
+
+    def __init__(self, model, interpreter: Interpreter | None = None, top: int = 5, threshold: float = 0.2):
+        super().__init__(model)
+        self.interpreter = interpreter if interpreter is not None else shipped_interpreter(model)
+        self.top, self.threshold = top, threshold
+
+    def masks(self, magnitude, target):
+        with torch.no_grad():
+            _, maps = features(self.model, magnitude, self.interpreter.layers)
+            out = self.interpreter(maps, magnitude.shape[-1])
+        scores = relevance(self.interpreter, out.activations, target)
+        chosen = relevant_components(scores, self.top, self.threshold)
+        mask = component_masks(self.interpreter.dictionary, out.activations, chosen.float())
+        return mask, scores, {"components": chosen, "activations": out.activations}
 
 
 @torch.no_grad()

@@ -23,31 +23,38 @@ an all-zero clip: for a codec, *not* the zero latent) and ``mean`` (the mean lat
 of clips). The paper's public script keeps the *lowest* attributions, likely a sign slip; here
 "top" is the largest attribution, the strongest evidence *for* the predicted class.
 
+The explainer (:class:`LatentAttribution`) keeps the course's one contract (:mod:`audiox.explain`).
+It explains a classifier *of the latent* (the paper's setting, ``keyword-latent-cnn``), or any
+Classifier of waves through the codec, ``f(z) = classifier(decode(z))`` (so the same zero-shot
+CLAP that every other method explains can be explained in tiny-codec's latent too).
+
 >>> import torch
 >>> from audiox.models.codec import TinyCodec
 >>> from audiox.models.classifiers import LatentClassifier
 >>> codec, clf = TinyCodec().eval(), LatentClassifier(["yes", "no"]).eval()  # random weights: shapes only
->>> out = explain(codec, clf, torch.randn(2, 16_000) * 0.1)
->>> out.attributions.shape, out.target.shape
-(torch.Size([2, 64, 126]), torch.Size([2]))
->>> kept = keep_top(out.latent, out.attributions, 0.1, out.baseline)
+>>> out = LatentAttribution(clf, codec, ratio=0.1).explain(torch.randn(2, 16_000) * 0.1)
+>>> out.scores.shape, out.target.shape, out.wave.shape, out.mask.shape
+(torch.Size([2, 64, 126]), torch.Size([2]), torch.Size([2, 16000]), torch.Size([2, 257, 126]))
+>>> kept = out.explanation_latent()                                  # the explanation's latent
 >>> int((kept != out.baseline).sum()) == round(0.1 * 64 * 126) * 2    # 10% of each clip's entries kept
 True
->>> synthesize(codec, kept, length=16_000).shape
-torch.Size([2, 16000])
+>>> out.at_ratio(0.3).info["ratio"]                                  # the same attributions, another ratio
+0.3
 """
 
 from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from . import audio
+from .explain import Explainer, Explanation, resolve_target
+from .models.base import frozen, parameter_device, prepare_waves
 from .models.classifiers import encode_all, predict_latent
 
 #: captum methods :func:`attribute` can use, by name; Integrated Gradients is the paper's.
@@ -71,23 +78,18 @@ def encode(codec, waves: torch.Tensor, sample_rate: int | None = None) -> torch.
 
 def _validated(codec, waves, sample_rate: int | None) -> torch.Tensor:
     """Clips ``[B, T]`` at the codec's rate on its device, checked as an explanation's input."""
-    waves = torch.as_tensor(waves) if not isinstance(waves, torch.Tensor) else waves
-    waves = audio.validate(torch.atleast_2d(waves), sample_rate or codec.sample_rate,
-                           expected_sample_rate=codec.sample_rate, resample_to_expected=True, batched=True,
-                           min_seconds=getattr(codec, "min_seconds", 0.1), allow_silence=True, name="waves")
+    waves = prepare_waves(torch.atleast_2d(torch.as_tensor(waves)), sample_rate, codec.sample_rate,
+                          min_seconds=getattr(codec, "min_seconds", 0.1), allow_silence=True,
+                          device=_device(codec), name="waves")
     silent = waves.abs().amax(dim=-1) < audio.SILENCE_PEAK
     if silent.any():
         raise ValueError(f"waves {torch.nonzero(silent).flatten().tolist()} are all silent (peak below "
                          f"{audio.SILENCE_PEAK}): a classifier's decision on silence has nothing to explain; "
                          f"drop those clips or check their gain.")
-    return waves.to(_device(codec))
+    return waves
 
 
-def _device(module) -> torch.device:
-    try:
-        return next(module.parameters()).device
-    except (AttributeError, StopIteration):
-        return torch.device("cpu")
+_device = parameter_device
 
 
 @torch.no_grad()
@@ -184,7 +186,7 @@ def attribute(classifier, latent: torch.Tensor, method: str = "integrated_gradie
     # captum 0.9): both seeded here, and the caller's random state is given back afterwards
     numpy_state = np.random.get_state()
     devices = [latent.device] if latent.device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
+    with torch.random.fork_rng(devices=devices), frozen(classifier):
         torch.manual_seed(seed)
         np.random.seed(seed)
         if method == "integrated_gradients":
@@ -279,62 +281,145 @@ def synthesize(codec, latent: torch.Tensor, length: int | None = None) -> torch.
     return wave[..., :length] if wave.shape[-1] > length else F.pad(wave, (0, length - wave.shape[-1]))
 
 
+class DecodedClassifier(torch.nn.Module):
+    """``f(z) = classifier(decode(z))``: a Classifier of waves, read through a codec's decoder, as a model of the latent.
+
+    The decoded wave is resampled to the classifier's rate when the two differ and goes through the
+    classifier's own STFT and front end (``spec_to_logits``); everything is differentiable, so captum
+    can attribute the classifier's decision to the codec's latent entries.
+    """
+
+    def __init__(self, codec, classifier):
+        super().__init__()
+        self.codec, self.classifier = codec, classifier
+
+    def forward(self, latent: torch.Tensor) -> torch.Tensor:
+        wave = self.codec.decode(latent)
+        wave = audio.resample(wave, self.codec.sample_rate, self.classifier.sample_rate)
+        magnitude = audio.stft(wave, self.classifier.n_fft, self.classifier.hop_length).abs()
+        return self.classifier.spec_to_logits(magnitude)
+
+
+def _reads_waves(model) -> bool:
+    return callable(getattr(model, "spectrogram", None)) and callable(getattr(model, "spec_to_logits", None))
+
+
 @dataclass
-class LatentExplanation:
-    """Clips explained in a codec's latent: what :func:`explain` returns.
+class LatentExplanation(Explanation):
+    """An :class:`~audiox.explain.Explanation` synthesised from a codec's latent, at removal ratio ``ratio``.
 
-    ``latent``, ``attributions`` and ``baseline`` are ``[B, C, F]``; ``target`` ``[B]`` is the
-    explained class (the prediction) and ``probability`` ``[B]`` its probability on the clip.
-    ``explanation(ratio)`` and ``removed(ratio)`` give the edited latents, ``listen(ratio)`` the
-    sounds ``{"original", "explanation", "explanation removed"}``, each ``[B, length]``.
+    Besides the contract's fields (``scores`` are the attributions ``[B, C, F]``, ``mask`` the
+    effective mask of the decoded explanation, :func:`audiox.audio.effective_mask`): ``latent`` and
+    ``baseline`` ``[B, C, F]``, the ``codec`` and the model of the latent (``latent_model``).
+    :meth:`at_ratio` re-synthesises at another ratio from the same attributions (a slider needs no
+    new attribution); :meth:`explanation_latent` / :meth:`removed_latent` are the edited latents,
+    :meth:`probabilities` what the model makes of them.
     """
 
-    codec: object = field(repr=False)
-    classifier: object = field(repr=False)
-    wave: torch.Tensor
-    latent: torch.Tensor
-    attributions: torch.Tensor
-    baseline: torch.Tensor
-    target: torch.Tensor
-    probability: torch.Tensor
-    method: str
+    latent: torch.Tensor | None = None
+    baseline: torch.Tensor | None = None
+    codec: object = field(default=None, repr=False)
+    latent_model: object = field(default=None, repr=False)
 
-    def explanation(self, ratio: float) -> torch.Tensor:
-        return keep_top(self.latent, self.attributions, ratio, self.baseline)
+    @property
+    def ratio(self) -> float:
+        return self.info["ratio"]
 
-    def removed(self, ratio: float) -> torch.Tensor:
-        return remove_top(self.latent, self.attributions, ratio, self.baseline)
+    def explanation_latent(self) -> torch.Tensor:
+        """The latent of the explanation: the top ``ratio`` of each clip's entries kept, the baseline elsewhere."""
+        return keep_top(self.latent, self.scores, self.ratio, self.baseline)
 
-    def listen(self, ratio: float) -> dict[str, torch.Tensor]:
-        length = self.wave.shape[-1]
-        return {"original": self.wave,
-                "explanation": synthesize(self.codec, self.explanation(ratio), length),
-                "explanation removed": synthesize(self.codec, self.removed(ratio), length)}
+    def removed_latent(self) -> torch.Tensor:
+        """The latent of the explanation removed: the top ``ratio`` of each clip's entries replaced by the baseline."""
+        return remove_top(self.latent, self.scores, self.ratio, self.baseline)
 
-    def probabilities(self, ratio: float) -> dict[str, torch.Tensor]:
-        """Probability of the explained class ``[B]`` on the latent, the explanation and the explanation removed."""
+    def at_ratio(self, ratio: float) -> "LatentExplanation":
+        """The same attributions kept / removed at another ``ratio``: new sounds and mask, no new attribution."""
+        return _synthesised(self, ratio)
+
+    def probabilities(self) -> dict[str, torch.Tensor]:
+        """Probability ``[B]`` of the explained class on the latent, the explanation and the explanation removed."""
         rows = torch.arange(len(self.target))
-        return {name: predict(self.classifier, z)[rows, self.target]
-                for name, z in (("original", self.latent), ("explanation", self.explanation(ratio)),
-                                ("explanation removed", self.removed(ratio)))}
+        return {name: predict(self.latent_model, z)[rows, self.target.cpu()]
+                for name, z in (("original", self.latent), ("explanation", self.explanation_latent()),
+                                ("explanation removed", self.removed_latent()))}
 
 
-def explain(codec, classifier, waves: torch.Tensor, method: str = "integrated_gradients", baseline: str = "noise",
-            *, reference: torch.Tensor | None = None, sample_rate: int | None = None, seed: int = 0,
-            **options) -> LatentExplanation:
-    """Encode clips ``[T]`` or ``[B, T]``, attribute their predicted class in the latent, ready to keep or remove.
+def _synthesised(out: LatentExplanation, ratio: float) -> LatentExplanation:
+    """``out`` with its explanation and residual decoded at ``ratio`` (at the explained model's rate, like the
+    clip), and the effective mask of the explanation on the clip's STFT."""
+    def decoded(latent):
+        wave = synthesize(out.codec, latent, out.info["codec_length"])
+        return audio.resample(wave, out.codec.sample_rate, out.sample_rate)[..., : out.clip.shape[-1]]
 
-    ``baseline`` names one of :data:`BASELINES` (``reference`` latents for ``mean``); ``options``
-    go to :func:`attribute` (``n_steps``, ``window``...).
+    wave = decoded(keep_top(out.latent, out.scores, ratio, out.baseline))
+    residual = decoded(remove_top(out.latent, out.scores, ratio, out.baseline))
+    kept = audio.stft(wave, out.n_fft, out.hop_length).abs()
+    return replace(out, wave=wave, residual=residual, mask=audio.effective_mask(kept, out.magnitude),
+                   info={**out.info, "ratio": ratio})
+
+
+class LatentAttribution(Explainer):
+    """Latent attribution and explanation synthesis (seed 001) as an explainer of the course's contract.
+
+    ``model`` is a classifier of the latent (``forward(latent) -> logits``, e.g. ``keyword-latent-cnn``)
+    or a Classifier of waves (``spectrogram`` / ``spec_to_logits``), explained through the codec as
+    :class:`DecodedClassifier`. ``codec`` defaults to the profile's (:func:`audiox.load_codec`).
+    ``explain(waves, target)``: encode, attribute ``target`` (default: the model's prediction on the
+    clip) to each latent entry with ``method`` against ``baseline`` (:func:`attribute`,
+    :func:`baseline_latent`; ``reference`` latents for ``mean``), keep the top ``ratio`` and decode
+    it (``wave``), remove it and decode the rest (``residual``). ``options`` go to :func:`attribute`
+    (``n_steps``, ``internal_batch_size``, ...).
     """
-    waves = _validated(codec, waves, sample_rate)  # at the codec's rate: the players compare like with like
-    latent = encode_all(codec, waves)
-    base = baseline_latent(codec, baseline, latent, reference=reference, seed=seed)
-    probs = predict(classifier, latent)
-    target = probs.argmax(dim=-1)
-    attributions = attribute(classifier, latent, method, target, base, seed=seed, **options)
-    return LatentExplanation(codec, classifier, waves, latent, attributions, base.expand_as(latent),
-                             target, probs[torch.arange(len(target)), target], method)
+
+    method = "latent"
+
+    def __init__(self, model, codec=None, method: str = "integrated_gradients", baseline: str = "noise",
+                 ratio: float = 0.1, reference: torch.Tensor | None = None, seed: int = 0, **options):
+        if codec is None:
+            from .models.zoo import load_codec
+
+            codec = load_codec(device=parameter_device(model))
+        super().__init__(model)
+        if method not in METHODS:
+            raise ValueError(f"unknown attribution method {method!r}; choose one of {METHODS}.")
+        top_mask(torch.zeros(1, 1), ratio)  # checks the ratio now rather than after the attribution
+        self.codec, self.attribution, self.baseline, self.ratio = codec, method, baseline, ratio
+        self.reference, self.seed, self.options = reference, seed, options
+        self.reads_waves = _reads_waves(model)
+        self.latent_model = DecodedClassifier(codec, model) if self.reads_waves else model
+        if self.reads_waves:
+            self.options.setdefault("internal_batch_size", 64)  # a decoder and a CLAP per copy: keep batches small
+
+    def on(self, model) -> "LatentAttribution":
+        other = super().on(model)
+        other.latent_model = DecodedClassifier(self.codec, model) if self.reads_waves else model
+        return other
+
+    def explain(self, waves, target=None, sample_rate: int | None = None) -> LatentExplanation:
+        codec = self.codec
+        waves = _validated(codec, waves, sample_rate)
+        latent = encode_all(codec, waves)
+        base = baseline_latent(codec, self.baseline, latent, reference=self.reference, seed=self.seed)
+        if self.reads_waves:  # the clip on the model's grid; the target is its decision on the clip itself
+            rate, n_fft, hop = self.model.sample_rate, self.model.n_fft, self.model.hop_length
+        else:
+            rate, n_fft, hop = codec.sample_rate, audio.N_FFT, audio.HOP_LENGTH
+        clip = audio.resample(waves, codec.sample_rate, rate)
+        magnitude, phase = audio.magnitude_phase(clip, n_fft, hop)
+        if self.reads_waves:
+            target = resolve_target(self.model, magnitude, target)
+        else:
+            logits = predict_latent(self.model, latent)
+            target = logits.argmax(-1) if target is None else resolve_target(self.model, logits, target)
+        scores = attribute(self.latent_model, latent, self.attribution, target, base, seed=self.seed, **self.options)
+        out = LatentExplanation(f"latent ({self.attribution.replace('_', ' ')})", target, torch.zeros_like(magnitude),
+                                clip, clip, scores, clip, magnitude, phase, rate, n_fft, hop,
+                                getattr(self.model, "classes", None),
+                                {"ratio": self.ratio, "baseline": self.baseline, "codec_length": waves.shape[-1]},
+                                latent=latent, baseline=base.expand_as(latent), codec=codec,
+                                latent_model=self.latent_model)
+        return _synthesised(out, self.ratio)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -26,13 +26,18 @@ The paper's code is not public. The first two terms follow its description; the 
 weighting, the one-sided similarity for unheard prompts, the decoder's read-out by the prompt and
 the weights are this course's choices, tuned on SynthSounds so that training takes minutes on a CPU.
 
+The explainer (:class:`LMACZS`) keeps the course's one contract (:mod:`audiox.explain`): built
+around a :class:`~audiox.zeroshot.ZeroShotClassifier`, ``explain(waves, target)`` explains a class
+(by index or name) or *any* text prompt.
+
 >>> import torch
 >>> from audiox.models.clap import TinyClap
->>> clap = TinyClap().eval()                                   # random weights: shapes only
->>> decoder = MaskDecoder.for_clap(clap)
->>> out = explain(clap, torch.randn(2, 16_000) * 0.1, "a siren", decoder)
->>> out.mask.shape, bool(((out.mask >= 0) & (out.mask <= 1)).all()), out.wave.shape
-(torch.Size([2, 257, 126]), True, torch.Size([2, 16000]))
+>>> from audiox.zeroshot import ZeroShotClassifier
+>>> model = ZeroShotClassifier(TinyClap().eval(), ["siren", "bird"])   # random weights: shapes only
+>>> explainer = LMACZS(model, MaskDecoder.for_clap(model.clap))
+>>> out = explainer.explain(torch.randn(2, 16_000) * 0.1, "a siren wailing")
+>>> out.mask.shape, bool(((out.mask >= 0) & (out.mask <= 1)).all()), out.wave.shape, out.target_names
+(torch.Size([2, 257, 126]), True, torch.Size([2, 16000]), ['a siren wailing', 'a siren wailing'])
 """
 
 from __future__ import annotations
@@ -45,8 +50,11 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from . import audio, metrics
+from . import audio
+from .batching import batched
+from .explain import Explainer
 from .models.train import History, fit, minibatches
+from .zeroshot import logits as zero_shot_logits
 
 #: Loss weights: similarity (logit units), mask size for prompts the model hears (alpha) and does
 #: not hear (gamma, the diversity term), masked-out. Tuned on SynthSounds with tiny-clap.
@@ -160,7 +168,8 @@ class Encoded:
 def encode(clap, wave: torch.Tensor, sample_rate: int | None = None) -> Encoded:
     """Run the frozen CLAP once on clips ``[B, T]`` (or ``[T]``): magnitude, phase, embedding and hidden maps."""
     magnitude, phase = clap.spectrogram(wave, sample_rate)
-    return Encoded(magnitude, phase, clap.spec_to_embedding(magnitude), list(clap.audio_features(wave, sample_rate)))
+    embedding, hidden = clap.embedding_and_hidden(magnitude)
+    return Encoded(magnitude, phase, embedding, list(hidden))
 
 
 def pair_prompts(logits: torch.Tensor, k: int, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -193,7 +202,7 @@ def lmac_loss(clap, decoder: MaskDecoder, clips: Encoded, text: torch.Tensor, pr
     magnitude = clips.magnitude
     B, P = len(magnitude), len(text)
     k = min(prompts_per_clip, P)
-    original = scale * clips.embedding @ text.T  # s_ij for every clip and prompt, [B, P]
+    original = zero_shot_logits(clap, clips.embedding, text)  # s_ij for every clip and prompt, [B, P]
     probability = original.softmax(dim=-1)
     # r_ij: how strongly the model hears prompt i in clip j next to the prompt it picks (1 for that one)
     relevance = probability / probability.amax(dim=-1, keepdim=True)
@@ -202,7 +211,8 @@ def lmac_loss(clap, decoder: MaskDecoder, clips: Encoded, text: torch.Tensor, pr
     masks = decoder.read_out(decoder.features(clips.hidden), text[prompt.flatten()], original.gather(1, prompt).flatten() / scale,
                              magnitude.shape[-1], clip)
     masked_in = clap.spec_to_embedding(masks * magnitude[clip])
-    kept = scale * (masked_in * text[prompt.flatten()]).sum(-1)  # s^in of each pair against its own prompt
+    # s^in of each pair against its own prompt
+    kept = zero_shot_logits(clap, masked_in, text).gather(1, prompt.flatten()[:, None])[:, 0]
     r = relevance.gather(1, prompt).flatten()
     change = kept - original.gather(1, prompt).flatten()
     # a prompt the model hears must keep its similarity, up or down; one it does not hear must
@@ -211,7 +221,7 @@ def lmac_loss(clap, decoder: MaskDecoder, clips: Encoded, text: torch.Tensor, pr
     size = masks.mean(dim=(-2, -1))
     size_term = ((w["alpha"] * r + w["gamma"] * (1 - r)) * size).mean()
     picked = masks.reshape(B, k, *masks.shape[-2:])[:, 0]
-    q = (scale * clap.spec_to_embedding((1 - picked) * magnitude) @ text.T).softmax(dim=-1)
+    q = zero_shot_logits(clap, clap.spec_to_embedding((1 - picked) * magnitude), text).softmax(dim=-1)
     masked_out = -torch.log1p(-q.gather(1, prompt[:, :1]).clamp(max=1 - 1e-6)).mean()
     loss = w["similarity"] * similarity + size_term + w["masked_out"] * masked_out
     hears = r > 0.5
@@ -287,7 +297,7 @@ def train_decoder(
 
 def shipped_decoder(clap, device=None) -> MaskDecoder:
     """The decoder shipped for ``clap`` (``lmac-tiny-clap`` for tiny-clap), trained by
-    ``python -m audiox.models.zoo train lmac-tiny-clap``."""
+    ``python -m audiox.models.recipes train lmac-tiny-clap``."""
     from .models import zoo
 
     name = f"lmac-{clap.name}"
@@ -304,91 +314,71 @@ def masks_for(decoder: MaskDecoder, clips: Encoded, text: torch.Tensor, prompt: 
     Every clip with every prompt, ``[B, P, F, T]``; or, with ``prompt`` ``[B]`` (an index into
     ``text`` per clip, e.g. the predicted class), one mask per clip, ``[B, F, T]``.
     """
-    n_frames, masks = clips.magnitude.shape[-1], []
-    with torch.no_grad():
-        for i in torch.arange(len(clips.magnitude), device=clips.magnitude.device).split(batch_size):
-            features = decoder.features([h[i] for h in clips.hidden])
-            if prompt is None:
-                masks.append(decoder.read_out(features, text, clips.embedding[i] @ text.T, n_frames))
-            else:
-                chosen = text[prompt[i]]
-                masks.append(decoder.read_out(features, chosen, (clips.embedding[i] * chosen).sum(-1), n_frames,
-                                              torch.arange(len(i), device=features.device)))
-    return torch.cat(masks)
+    n_frames = clips.magnitude.shape[-1]
+
+    def masks(index):
+        features = decoder.features([h[index] for h in clips.hidden])
+        if prompt is None:
+            return decoder.read_out(features, text, clips.embedding[index] @ text.T, n_frames)
+        chosen = text[prompt[index]]
+        return decoder.read_out(features, chosen, (clips.embedding[index] * chosen).sum(-1), n_frames,
+                                torch.arange(len(index), device=features.device))
+
+    return batched(masks, torch.arange(len(clips.magnitude), device=clips.magnitude.device), batch_size=batch_size)
 
 
-@dataclass
-class Explanation:
-    """A listenable map: the mask on the magnitude, the model's cosine for the prompt, and the sound."""
+class LMACZS(Explainer):
+    """LMAC-ZS as an explainer: the decoder's mask for a class or any text prompt, on a zero-shot CLAP.
 
-    prompt: str
-    mask: torch.Tensor  # [B, F, T] in [0, 1]
-    cosine: torch.Tensor  # [B]: how well the model thinks the prompt fits each clip
-    wave: torch.Tensor  # [B, samples]: mask * |X| with the original phase, what the model used
-    residual: torch.Tensor  # [B, samples]: (1 - mask) * |X|, what it left out
-    magnitude: torch.Tensor  # [B, F, T] the clip's linear magnitude
-
-
-def explain(clap, wave: torch.Tensor, prompt: str, decoder: MaskDecoder | None = None,
-            sample_rate: int | None = None) -> Explanation:
-    """Explain what ``clap`` hears of ``prompt`` in each clip ``[B, T]`` (or ``[T]``), as a listenable mask.
-
-    ``decoder``: a trained :class:`MaskDecoder` (default: the one shipped for this Clap). Clips at
-    another ``sample_rate`` are resampled to the Clap's (with a warning).
+    ``model`` is a :class:`~audiox.zeroshot.ZeroShotClassifier` (a CLAP and its class prompts);
+    ``decoder`` a trained :class:`MaskDecoder` (default: the one shipped for that CLAP).
+    ``explain(waves, target)``: ``target`` is a class (index or name: its prompt embedding, the
+    one the classifier decides with), a free-text prompt (``"a bird chirping"``), or ``None`` for
+    the predicted class. ``scores`` is the mask itself (the decoder outputs a mask);
+    ``info["cosine"]`` the model's cosine similarity of each clip with the prompt explained.
     """
-    if not isinstance(prompt, str) or not prompt.strip():
-        raise ValueError(f"prompt must be a non-empty string such as 'a siren', got {prompt!r}.")
-    decoder = decoder if decoder is not None else shipped_decoder(clap)
-    clips = encode(clap, wave, sample_rate)
-    with torch.no_grad():
-        text = clap.embed_text([prompt])
-        mask = masks_for(decoder, clips, text)[:, 0]
-    return Explanation(prompt, mask, (clips.embedding @ text.T)[:, 0], *listenable(clap, clips, mask),
-                       clips.magnitude)
 
+    method = "LMAC-ZS"
 
-def listenable(model, clips: Encoded, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """The masked clip and its residual as waveforms: ``M * |X|`` and ``(1 - M) * |X|`` with the original phase."""
-    length = (clips.magnitude.shape[-1] - 1) * model.hop_length
-    kept = audio.istft_with_phase(mask * clips.magnitude, clips.phase, model.n_fft, model.hop_length, length)
-    left = audio.istft_with_phase((1 - mask) * clips.magnitude, clips.phase, model.n_fft, model.hop_length, length)
-    return kept, left
+    def __init__(self, model, decoder: MaskDecoder | None = None):
+        super().__init__(model)
+        if not hasattr(model, "clap") or not hasattr(model, "text_embeddings"):
+            raise ValueError("LMAC-ZS explains a zero-shot CLAP: wrap it with "
+                             "audiox.zeroshot.ZeroShotClassifier(clap, classes) first.")
+        self.decoder = decoder if decoder is not None else shipped_decoder(model.clap)
 
+    def _prompts(self, target, batch: int) -> list[str] | None:
+        """Free-text prompts per clip when ``target`` names text that is not a class, else ``None``."""
+        items = [target] * batch if isinstance(target, str) else target
+        if not isinstance(items, (list, tuple)) or not all(isinstance(t, str) for t in items):
+            return None
+        if all(t in self.model.classes for t in items):
+            return None
+        if len(items) != batch:
+            raise ValueError(f"give one prompt per clip ({batch}) or a single prompt, got {len(items)}.")
+        bad = [t for t in items if not t.strip()]
+        if bad:
+            raise ValueError(f"prompt must be a non-empty string such as 'a siren', got {bad[0]!r}.")
+        return list(items)
 
-@torch.no_grad()
-def zero_shot_faithfulness(clap, magnitude: torch.Tensor, mask: torch.Tensor, text: torch.Tensor,
-                           target: torch.Tensor | None = None, batch_size: int = 64) -> dict[str, torch.Tensor]:
-    """Every faithfulness metric of methods.md per clip, for masks ``[B, F, T]`` of a zero-shot CLAP.
-
-    ``p``, ``o``, ``q``: the zero-shot probabilities over the class prompts ``text`` ``[C, D]`` of the
-    clip, the masked-in and the masked-out clip (:func:`audiox.metrics.prompt_probabilities`);
-    ``target``: the class explained (default: the one the model predicts on the clip).
-    """
-    def probabilities(m):
-        embedding = torch.cat([clap.spec_to_embedding(chunk) for chunk in m.split(batch_size)])
-        return metrics.prompt_probabilities(embedding, text, clap.logit_scale)
-
-    return metrics.faithfulness_metrics(probabilities(magnitude), probabilities(mask * magnitude),
-                                        probabilities((1 - mask) * magnitude), mask, target)
-
-
-def report(clap, magnitude: torch.Tensor, mask: torch.Tensor, text: torch.Tensor, labels: torch.Tensor,
-           event_masks: torch.Tensor) -> dict[str, float]:
-    """One row of the comparison table for masks ``[B, F, T]`` that explain the model's predicted class.
-
-    Faithfulness (AI, AD, AG, FF, Fid-In, SPS, COMP, MM) on every clip; ground truth (energy-weighted
-    precision, recall and F of the mask against ``event_masks``, :func:`audiox.metrics.ground_truth_overlap`)
-    on the clips where the predicted class is the event's, so that the mask explains the event.
-    """
-    rows = zero_shot_faithfulness(clap, magnitude, mask, text)
-    with torch.no_grad():
-        predicted = (clap.spec_to_embedding(magnitude) @ text.T).argmax(-1).cpu()
-    row = metrics.summarize(rows)
-    hit = predicted == labels.cpu()
-    if hit.any():
-        overlap = metrics.ground_truth_overlap(magnitude[hit], mask[hit], event_masks[hit].to(mask.device))
-        row |= {f"GT {k}": float(v.mean()) for k, v in overlap.items()}
-    return row | {"n GT": int(hit.sum())}
+    def explain(self, waves, target=None, sample_rate: int | None = None):
+        magnitude, phase = self.model.spectrogram(waves, sample_rate)
+        prompts = self._prompts(target, len(magnitude))
+        with torch.no_grad():
+            embedding, hidden = self.model.clap.embedding_and_hidden(magnitude)
+        clips = Encoded(magnitude, phase, embedding, list(hidden))
+        if prompts is None:
+            index = self.resolve_target(magnitude, target)
+            text, chosen = self.model.text_embeddings, index
+        else:  # one text embedding per distinct prompt; the target index is -1: not one of the classes
+            distinct = sorted(set(prompts))
+            text = self.model.prompt_embeddings(distinct)
+            chosen = torch.tensor([distinct.index(p) for p in prompts], device=magnitude.device)
+            index = torch.full((len(prompts),), -1, dtype=torch.long, device=magnitude.device)
+        mask = masks_for(self.decoder, clips, text, chosen)
+        cosine = (embedding * text[chosen]).sum(-1)
+        return self.explanation(magnitude, phase, mask, mask, index,
+                                {"cosine": cosine, "prompt": prompts if prompts is not None else None})
 
 
 def prompt_mask_means(masks: torch.Tensor, present: torch.Tensor) -> dict[str, float]:
@@ -404,38 +394,3 @@ def prompt_mask_means(masks: torch.Tensor, present: torch.Tensor) -> dict[str, f
     means = masks.mean(dim=(-2, -1)).cpu()  # [B, C]
     present = present.bool().cpu()
     return {"right prompt": float(means[present].mean()), "wrong prompt": float(means[~present].mean())}
-
-
-#: Settings of the baselines in the comparison: fewer steps and samples than captum's defaults, so a
-#: table of four conditions runs in a notebook on a CPU (solution 3 of notebook 04 checks the cost).
-BASELINE_OPTIONS = {"Integrated Gradients": {"n_steps": 16}, "SmoothGrad": {"n_samples": 8}}
-
-
-def compare(clap, decoder: MaskDecoder, conditions: dict, text: torch.Tensor, methods: Sequence[str] | None = None,
-            encoded: dict | None = None) -> dict[tuple[str, str], dict]:
-    """The comparison table: :func:`report` of every method under every condition, explaining the predicted class.
-
-    ``conditions``: name -> ``{"waves", "labels", "event_masks"}`` (:func:`audiox.data.synth.evaluation_conditions`;
-    ``event_masks`` None where there is no ground truth); ``methods``: ``"LMAC-ZS"`` and names of
-    :data:`audiox.baselines.BASELINES` (default: all); ``encoded``: the conditions already encoded, if at hand.
-    Returns ``{(condition, method): row}``.
-    """
-    from . import baselines
-
-    methods = list(methods or ["LMAC-ZS", *baselines.BASELINES])
-    forward = baselines.zero_shot_logits(clap, text)
-    table = {}
-    for name, condition in conditions.items():
-        clips = (encoded or {}).get(name) or encode(clap, condition["waves"].to(text.device))
-        predicted = (clips.embedding @ text.T).argmax(-1)
-        for method in methods:
-            if method == "LMAC-ZS":
-                mask = masks_for(decoder, clips, text, predicted)
-            else:
-                explainer = baselines.make_baseline(method, forward, **BASELINE_OPTIONS.get(method, {}))
-                mask = explainer.attribute(clips.magnitude, predicted)
-            if condition.get("event_masks") is None:
-                table[name, method] = metrics.summarize(zero_shot_faithfulness(clap, clips.magnitude, mask, text))
-            else:
-                table[name, method] = report(clap, clips.magnitude, mask, text, condition["labels"], condition["event_masks"])
-    return table

@@ -20,7 +20,7 @@ row of H inversely, so W can be normalised whenever convenient.
 
 To *listen* to components, :func:`component_masks` gives the Wiener-like mask
 ``sum_{k in S} w_k h_k / (W H)``; it multiplies the clip's linear magnitude, the original
-phase is put back and :func:`audiox.audio.istft_with_phase` returns a waveform
+phase is put back and :func:`audiox.audio.listenable` returns a waveform
 (:func:`component_audio` does all three).
 
 >>> from audiox.data.synth import SynthSounds
@@ -45,7 +45,7 @@ import torch
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
-from .audio import HOP_LENGTH, N_FFT, istft_with_phase, magnitude_phase
+from .audio import HOP_LENGTH, N_FFT, listenable, magnitude_phase
 
 BETAS = ("euclidean", "kl")
 _EPS = 1e-10
@@ -344,5 +344,4 @@ def component_audio(waves: torch.Tensor, W: torch.Tensor, H: torch.Tensor, compo
     played is a filtered version of the clip itself, with its own phase.
     """
     magnitude, phase = magnitude_phase(waves)
-    mask = component_masks(W, H, components)
-    return istft_with_phase(mask * magnitude, phase, length=waves.shape[-1])
+    return listenable(magnitude, phase, component_masks(W, H, components), length=waves.shape[-1])[0]

@@ -85,8 +85,10 @@ def mask_overlay(
     n_fft: int = N_FFT,
     hop_length: int = HOP_LENGTH,
     cmap: str = "viridis",
+    colorbar: bool = True,
 ):
-    """A mask in [0, 1] drawn over the grey spectrogram it applies to (transparent where the mask is 0)."""
+    """A mask in [0, 1] drawn over the grey spectrogram it applies to (transparent where the mask is 0),
+    with a colour bar for the mask's values unless ``colorbar=False``."""
     ax = _axes(ax)
     magnitude = _magnitude(x, n_fft, hop_length)
     mask = torch.as_tensor(mask).detach().float().cpu().numpy()
@@ -98,6 +100,9 @@ def mask_overlay(
     rgba[..., 3] = 0.75 * np.clip(mask, 0, 1)  # alpha follows the mask, so unmasked regions stay visible
     ax.imshow(rgba, origin="lower", aspect="auto", extent=extent)
     ax.set(xlabel="s", ylabel="Hz", title=title)
+    if colorbar:
+        scale = plt.cm.ScalarMappable(norm=plt.Normalize(0, 1), cmap=cmap)
+        ax.figure.colorbar(scale, ax=ax, label="mask", fraction=0.05, pad=0.02)
     return ax
 
 

@@ -288,7 +288,7 @@ def tiny_clap_training_text(n_per_class: int = 20) -> tuple[str, ...]:
     """
     from .data.speech import KEYWORDS
     from .data.synth import SynthSounds
-    from .models.zoo import keyword_captions
+    from .data.speech import keyword_captions
 
     synth = SynthSounds("train", n_per_class=n_per_class)
     captions = {c for i in range(len(synth)) for c in synth[i]["captions"]}

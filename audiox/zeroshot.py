@@ -17,6 +17,13 @@ torch.Size([2, 128])
 >>> probs = zero_shot(clap, clap.embed_audio(torch.randn(3, 16000) * 0.1), text)
 >>> probs.shape, bool(probs.sum(-1).allclose(torch.ones(3)))
 (torch.Size([3, 2]), True)
+
+:class:`ZeroShotClassifier` turns a CLAP and a list of class names into a classifier of the
+course's Classifier contract, so every explanation method can explain a zero-shot decision:
+
+>>> model = ZeroShotClassifier(clap, ["siren", "bird"])
+>>> model(torch.randn(3, 16000) * 0.1).shape                # logits [B, classes]
+torch.Size([3, 2])
 """
 
 from __future__ import annotations
@@ -25,8 +32,9 @@ import hashlib
 import re
 
 import torch
-from tqdm.auto import tqdm
+from torch import nn
 
+from .batching import batched
 from .config import cache_dir
 from .data.hub import save_atomically
 
@@ -54,10 +62,88 @@ def class_embeddings(clap, classes: list[str], templates=(PROMPT,)) -> torch.Ten
     return torch.nn.functional.normalize(emb, dim=-1)
 
 
+def logits(clap, audio_embeddings: torch.Tensor, text_embeddings: torch.Tensor) -> torch.Tensor:
+    """Zero-shot logits ``[B, C]``: ``logit_scale * cosine(audio, text)`` of L2-normalised embeddings.
+
+    The one place the CLAP zero-shot classifier's logits are computed; a softmax over them gives
+    the class probabilities (:func:`zero_shot`), once.
+
+    >>> class Scale: logit_scale = 10.0
+    >>> logits(Scale(), torch.tensor([[1.0, 0.0]]), torch.tensor([[1.0, 0.0], [0.0, 1.0]]))
+    tensor([[10.,  0.]])
+    """
+    return clap.logit_scale * audio_embeddings @ text_embeddings.to(audio_embeddings).T
+
+
 def zero_shot(clap, audio_embeddings: torch.Tensor, text_embeddings: torch.Tensor) -> torch.Tensor:
-    """Class probabilities ``[B, C]``: softmax over ``logit_scale * cosine`` (the CLAP zero-shot classifier)."""
-    logits = clap.logit_scale * audio_embeddings @ text_embeddings.to(audio_embeddings.device).T
-    return logits.softmax(dim=-1)
+    """Class probabilities ``[B, C]``: softmax over :func:`logits` (the CLAP zero-shot classifier)."""
+    return logits(clap, audio_embeddings, text_embeddings).softmax(dim=-1)
+
+
+class ZeroShotClassifier(nn.Module):
+    """A CLAP and one prompt per class, as a classifier of the course's Classifier contract.
+
+    ``spec_to_logits(magnitude)`` is :func:`logits` of the (masked) magnitude's embedding against
+    the class prompts' embeddings, so a mask on the linear STFT reaches the zero-shot decision
+    through the CLAP's own front end; ``logits_and_hidden`` adds the audio encoder's hidden maps
+    (for L2I, LMAC-ZS and GradCAM). The text side is fixed: its embeddings are computed once
+    (``class_embeddings(clap, classes, templates)``, or pass ``text_embeddings``) and held as a
+    buffer, so gradients flow to the audio only. ``prompt_embeddings(prompts)`` embeds other
+    prompts (LMAC-ZS explains any text).
+
+    Args:
+        clap: a :class:`~audiox.models.clap.Clap`.
+        classes: the class names, in the order of the logits.
+        templates: prompt templates averaged per class (default: :data:`PROMPT` alone).
+        text_embeddings: ``[C, D]`` to use instead of embedding the templates.
+    """
+
+    def __init__(self, clap, classes, templates=(PROMPT,), text_embeddings: torch.Tensor | None = None):
+        super().__init__()
+        self.clap = clap
+        self.classes = list(classes)
+        if len(self.classes) < 2:
+            raise ValueError(f"classes={self.classes}; a zero-shot classifier needs at least two class names.")
+        self.templates = tuple(templates)
+        self.prompts = [self.templates[0].format(c) for c in self.classes]
+        if text_embeddings is None:
+            text_embeddings = class_embeddings(clap, self.classes, self.templates)
+        if text_embeddings.shape[0] != len(self.classes):
+            raise ValueError(f"text_embeddings has {text_embeddings.shape[0]} rows for {len(self.classes)} classes.")
+        self.register_buffer("text_embeddings", nn.functional.normalize(text_embeddings.detach().float(), dim=-1),
+                             persistent=False)
+        self.sample_rate, self.n_fft, self.hop_length = clap.sample_rate, clap.n_fft, clap.hop_length
+        self.name = f"zero-shot {clap.name}"
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.classes)
+
+    def spectrogram(self, wave, sample_rate: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The CLAP's linear STFT (validated at the edge), ``[B, F, T]`` magnitude and phase."""
+        return self.clap.spectrogram(wave, sample_rate)
+
+    def spec_to_logits(self, magnitude: torch.Tensor) -> torch.Tensor:
+        """Zero-shot logits ``[B, C]`` of a (masked) linear magnitude; differentiable."""
+        return logits(self.clap, self.clap.spec_to_embedding(magnitude), self.text_embeddings)
+
+    def logits_and_hidden(self, magnitude: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Logits and the audio encoder's hidden maps, shallow to deep, in one pass."""
+        embedding, hidden = self.clap.embedding_and_hidden(magnitude)
+        return logits(self.clap, embedding, self.text_embeddings), hidden
+
+    def prompt_embeddings(self, prompts) -> torch.Tensor:
+        """L2-normalised text embeddings ``[P, D]`` of free-text prompts, on the model's device."""
+        prompts = [prompts] if isinstance(prompts, str) else list(prompts)
+        bad = [p for p in prompts if not isinstance(p, str) or not p.strip()]
+        if bad:
+            raise ValueError(f"prompts must be non-empty strings such as 'a siren', got {bad[0]!r}.")
+        with torch.no_grad():
+            return nn.functional.normalize(self.clap.embed_text(prompts).float(), dim=-1).to(self.text_embeddings)
+
+    def forward(self, wave, sample_rate: int | None = None) -> torch.Tensor:
+        """Logits ``[B, C]`` of a clip ``[T]`` or batch ``[B, T]``."""
+        return self.spec_to_logits(self.spectrogram(wave, sample_rate)[0])
 
 
 def embed_waves(
@@ -67,11 +153,8 @@ def embed_waves(
 
     ``sample_rate`` is the rate of ``waves`` (default: the model's); another rate is resampled with a warning.
     """
-    out = []
-    with torch.no_grad():
-        for start in tqdm(range(0, len(waves), batch_size), desc="embedding audio", disable=not progress):
-            out.append(clap.embed_audio(waves[start : start + batch_size], sample_rate).cpu())
-    return torch.cat(out)
+    return batched(lambda chunk: clap.embed_audio(chunk, sample_rate), waves, batch_size=batch_size, to="cpu",
+                   progress=progress, desc="embedding audio")
 
 
 def _content_key(waves: torch.Tensor) -> str:
@@ -86,7 +169,7 @@ def embed_dataset(clap, dataset, batch_size: int = 64, cache: bool = True, progr
     so a changed model or dataset never reads a stale file. Models without a known sha
     (random or freshly trained weights) are not cached.
     """
-    from .data import stack
+    from .data.base import stack
 
     waves, labels = stack(dataset)
     sha = getattr(clap, "weights_sha256", None)

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from audiox import zeroshot
-from audiox.models import zoo
+from audiox.models import recipes, zoo
 from audiox.models.clap import Clap, TinyClap
 from audiox.models.train import fit
 
@@ -36,12 +36,12 @@ def test_shipped_card_and_weights(shipped):
     info = zoo.card("tiny-clap")
     path = zoo.MODELS_DIR / info["file"]
     assert path.stat().st_size <= 10 * 2**20
-    assert info["trained_by"] == "python -m audiox.models.zoo train tiny-clap"
+    assert info["trained_by"] == "python -m audiox.models.recipes train tiny-clap"
     assert shipped.weights_sha256 == info["sha256"]
 
 
 def test_shipped_quality_on_held_out_synth(shipped):
-    quality = zoo.synth_quality(shipped, "test")
+    quality = recipes.synth_quality(shipped, "test")
     assert quality["zero_shot_accuracy"] >= 0.90
     assert quality["text_to_audio_R@1"] >= 0.50
     card = zoo.card("tiny-clap")["quality"]
@@ -64,7 +64,7 @@ def test_unknown_and_untrained_models(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="unknown model 'big-clap'"):
         zoo.card("big-clap")
     monkeypatch.setattr(zoo, "MODELS_DIR", tmp_path)
-    with pytest.raises(ValueError, match="train it with `python -m audiox.models.zoo train tiny-clap`"):
+    with pytest.raises(ValueError, match="train it with `python -m audiox.models.recipes train tiny-clap`"):
         zoo.card("tiny-clap")
 
 
@@ -216,8 +216,8 @@ def test_contrastive_loss_prefers_matching_pairs():
     torch.manual_seed(0)
     a = torch.nn.functional.normalize(torch.randn(8, 16), dim=-1)
     relevant = torch.eye(8, dtype=torch.bool)
-    matched = zoo.contrastive_loss(a, a, relevant, 20.0)
-    shuffled = zoo.contrastive_loss(a, a[torch.randperm(8)], relevant, 20.0)
+    matched = recipes.contrastive_loss(a, a, relevant, 20.0)
+    shuffled = recipes.contrastive_loss(a, a[torch.randperm(8)], relevant, 20.0)
     assert matched < shuffled
 
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from audiox.data.synth import CLASSES, SynthSounds
-from audiox.models import zoo
+from audiox.models import recipes, zoo
 from audiox.models.classifiers import Classifier, CNNClassifier, spectrograms, train_classifier
 
 SR = 16_000
@@ -124,7 +124,7 @@ def test_spectrograms_are_batched_on_the_model_device(random_cnn):
 def test_shipped_card_and_weights(shipped):
     info = zoo.card("synth-cnn")
     assert (zoo.MODELS_DIR / info["file"]).stat().st_size <= 2 * 2**20
-    assert info["trained_by"] == "python -m audiox.models.zoo train synth-cnn"
+    assert info["trained_by"] == "python -m audiox.models.recipes train synth-cnn"
     assert shipped.weights_sha256 == info["sha256"]
     assert shipped.classes == list(CLASSES) and isinstance(shipped, Classifier)
     assert info["quality"]["clean_accuracy"] >= 0.95
@@ -132,7 +132,7 @@ def test_shipped_card_and_weights(shipped):
 
 def test_shipped_quality_on_held_out_synth(shipped):
     # 100 clean clips and the same events 5 dB above a distractor (the card has 300 per set, and 0 and 10 dB)
-    quality = zoo.synth_classifier_quality(shipped, "test", n_per_class=10, snrs_db=(5,))
+    quality = recipes.synth_classifier_quality(shipped, "test", n_per_class=10, snrs_db=(5,))
     assert sorted(quality) == ["clean_accuracy", "mix_5db_accuracy", "n_clips_per_set"]
     assert quality["n_clips_per_set"] == 100
     assert quality["clean_accuracy"] >= 0.95

@@ -254,11 +254,10 @@ def test_latent_explanation_through_encodec(codec, clips):
 
     torch.manual_seed(0)
     classifier = LatentClassifier(["zero", "one"], latent_channels=codec.latent_channels, width=8).eval()
-    out = latent.explain(codec, classifier, clips, "integrated_gradients", baseline="noise", n_steps=4)
-    assert out.latent.shape == out.attributions.shape == (len(clips), 128, 75)
-    assert torch.isfinite(out.attributions).all() and out.attributions.abs().sum() > 0
-    sounds = out.listen(0.1)
-    assert [tuple(w.shape) for w in sounds.values()] == [(len(clips), SR)] * 3
+    out = latent.LatentAttribution(classifier, codec, "integrated_gradients", baseline="noise", n_steps=4).explain(clips)
+    assert out.latent.shape == out.scores.shape == (len(clips), 128, 75)
+    assert torch.isfinite(out.scores).all() and out.scores.abs().sum() > 0
+    assert [tuple(w.shape) for w in (out.clip, out.wave, out.residual)] == [(len(clips), SR)] * 3
     for mode in ("keep", "remove"):
         curve = latent.input_fidelity(codec, classifier, clips, (0.0, 0.5, 1.0), mode, n_steps=4)
         assert curve.shape == (3,) and ((curve >= 0) & (curve <= 1)).all()

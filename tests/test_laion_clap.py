@@ -200,7 +200,9 @@ def test_embed_text(clap):
     torch.testing.assert_close(text.norm(dim=-1), torch.ones(3))
     assert not torch.allclose(text[0], text[1], atol=1e-3)
     torch.testing.assert_close(one, text[1:2], rtol=0, atol=1e-5)
-    assert clap.similarity(clap.embed_audio(torch.randn(SR) * 0.1), text).shape == (1, 3)
+    from audiox import zeroshot
+
+    assert zeroshot.logits(clap, clap.embed_audio(torch.randn(SR) * 0.1), text).shape == (1, 3)
     with pytest.raises(ValueError, match="non-empty"):
         clap.embed_text([])
     with pytest.raises(ValueError, match="non-empty"):
@@ -270,10 +272,11 @@ def test_failed_download_leaves_nothing_in_the_cache(monkeypatch, tmp_path):
     assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
 
 
-def test_lmac_decoder_and_baselines_run_on_laion_clap(clap, waves):
-    """LMAC-ZS and the captum baselines need only the Clap contract: they run on the real LAION-CLAP
+def test_lmac_decoder_and_gradient_maps_run_on_laion_clap(clap, waves):
+    """LMAC-ZS and the gradient maps need only the Clap contract: they run on the real LAION-CLAP
     architecture (random weights) as on tiny-clap, and give masks on its linear STFT grid."""
-    from audiox import baselines, lmac
+    from audiox import gradients, lmac
+    from audiox.zeroshot import ZeroShotClassifier
 
     decoder = lmac.MaskDecoder.for_clap(clap, width=8)
     clips = lmac.encode(clap, waves[:2])
@@ -283,5 +286,8 @@ def test_lmac_decoder_and_baselines_run_on_laion_clap(clap, waves):
     loss, _ = lmac.lmac_loss(clap, decoder, clips, text, prompts_per_clip=2, generator=torch.Generator().manual_seed(0))
     loss.backward()
     assert all(p.grad is not None for p in decoder.parameters())
-    saliency = baselines.make_baseline("Saliency", baselines.zero_shot_logits(clap, text))
-    assert saliency.attribute(clips.magnitude, torch.tensor([0, 1])).shape == clips.magnitude.shape
+    model = ZeroShotClassifier(clap, ["dog barking", "rain"])
+    saliency = gradients.Saliency(model).explain(waves[:2], [0, 1])
+    assert saliency.mask.shape == clips.magnitude.shape
+    out = lmac.LMACZS(model, decoder).explain(waves[:2], "a dog barking")
+    assert out.mask.shape == clips.magnitude.shape and out.target_names == ["a dog barking"] * 2

@@ -368,67 +368,98 @@ def test_synthesize_crops_and_pads(codec, z):
 @pytest.fixture(scope="module")
 def explanation(codec, clf):
     waves = noise_clips(2, samples=12_000, seed=21)  # 0.75 s: not a whole number of hops
-    return latent.explain(codec, clf, waves, n_steps=16)
+    return latent.LatentAttribution(clf, codec, n_steps=16).explain(waves)
 
 
 def test_explain_returns_a_latent_explanation(codec, clf, explanation):
     out = explanation
-    assert isinstance(out, latent.LatentExplanation) and out.method == "integrated_gradients"
+    assert isinstance(out, latent.LatentExplanation) and out.method == "latent (integrated gradients)"
     frames = 12_000 // HOP + 1
-    assert out.latent.shape == out.attributions.shape == out.baseline.shape == (2, C, frames)
+    assert out.latent.shape == out.scores.shape == out.baseline.shape == (2, C, frames)
     probs = latent.predict(clf, out.latent)
     assert torch.equal(out.target, probs.argmax(dim=-1))
-    assert torch.allclose(out.probability, probs.max(dim=-1).values)
     noise = latent.baseline_latent(codec, "noise", out.latent, seed=0)  # the default baseline, seed 0
     assert torch.equal(out.baseline, noise.expand_as(out.latent))
     expected = latent.attribute(clf, out.latent, "integrated_gradients", out.target, noise, n_steps=16)
-    assert torch.allclose(out.attributions, expected)
-    assert torch.equal(out.explanation(1.0), out.latent) and torch.equal(out.removed(0.0), out.latent)
-    assert torch.equal(out.explanation(0.0), out.baseline) and torch.equal(out.removed(1.0), out.baseline)
+    assert torch.allclose(out.scores, expected)
+    everything, nothing = out.at_ratio(1.0), out.at_ratio(0.0)
+    assert torch.equal(everything.explanation_latent(), out.latent) and torch.equal(nothing.removed_latent(), out.latent)
+    assert torch.equal(nothing.explanation_latent(), out.baseline) and torch.equal(everything.removed_latent(), out.baseline)
 
 
-def test_listen_gives_three_clip_length_waves(explanation):
-    sounds = explanation.listen(0.1)
-    assert list(sounds) == ["original", "explanation", "explanation removed"]
-    assert all(s.shape == (2, 12_000) and torch.isfinite(s).all() for s in sounds.values())
-    assert torch.equal(sounds["original"], explanation.wave)
-    assert not torch.equal(sounds["explanation"], sounds["explanation removed"])
+def test_explanation_and_residual_are_the_decoded_kept_and_removed_latents(codec, explanation):
+    out = explanation
+    assert out.wave.shape == out.residual.shape == out.clip.shape == (2, 12_000)
+    assert torch.equal(out.wave, latent.synthesize(codec, out.explanation_latent(), 12_000))
+    assert torch.equal(out.residual, latent.synthesize(codec, out.removed_latent(), 12_000))
+    assert not torch.equal(out.wave, out.residual)
+    # the effective mask: how much of each bin of the clip the decoded explanation still has
+    assert out.mask.shape == out.magnitude.shape and 0 <= out.mask.min() and out.mask.max() <= 1
+    from audiox import audio
+
+    torch.testing.assert_close(out.mask, audio.effective_mask(audio.stft(out.wave).abs(), out.magnitude))
+    more = out.at_ratio(0.5)
+    assert more.ratio == 0.5 and torch.equal(more.scores, out.scores) and not torch.equal(more.wave, out.wave)
 
 
 def test_probabilities_of_original_explanation_and_removed(explanation):
-    probs = explanation.probabilities(0.3)
+    probs = explanation.at_ratio(0.3).probabilities()
     assert list(probs) == ["original", "explanation", "explanation removed"]
     assert all(p.shape == (2,) and ((p >= 0) & (p <= 1)).all() for p in probs.values())
-    assert torch.allclose(probs["original"], explanation.probability)
-    full = explanation.probabilities(1.0)
-    assert torch.allclose(full["explanation"], explanation.probability)
+    full = explanation.at_ratio(1.0).probabilities()
+    assert torch.allclose(full["explanation"], full["original"])
 
 
 @pytest.mark.parametrize("method", latent.METHODS)
 def test_explain_with_every_method_and_baseline(codec, clf, waves, method):
-    out = latent.explain(codec, clf, waves, method, baseline="silence", n_steps=8, n_samples=4)
-    assert out.method == method and out.attributions.shape == (3, C, 63)
+    out = latent.LatentAttribution(clf, codec, method, baseline="silence", n_steps=8, n_samples=4).explain(waves)
+    assert out.method == f"latent ({method.replace('_', ' ')})" and out.scores.shape == (3, C, 63)
     ref = latent.encode(codec, noise_clips(4, seed=9))
-    mean = latent.explain(codec, clf, waves[0], method, baseline="mean", reference=ref, n_steps=8, n_samples=4)
-    assert mean.latent.shape == (1, C, 63) and torch.isfinite(mean.attributions).all()
+    mean = latent.LatentAttribution(clf, codec, method, baseline="mean", reference=ref, n_steps=8,
+                                    n_samples=4).explain(waves[0])
+    assert mean.latent.shape == (1, C, 63) and torch.isfinite(mean.scores).all()
 
 
-def test_explain_refuses_silence(codec, clf):
+def test_explain_refuses_silence_bad_methods_and_ratios(codec, clf):
     with pytest.raises(ValueError, match="all silent"):
-        latent.explain(codec, clf, torch.zeros(SR))
+        latent.LatentAttribution(clf, codec).explain(torch.zeros(SR))
+    with pytest.raises(ValueError, match="unknown attribution method"):
+        latent.LatentAttribution(clf, codec, method="lime")
+    with pytest.raises(ValueError, match="fraction in"):
+        latent.LatentAttribution(clf, codec, ratio=1.5)
 
 
 def test_explain_at_another_sample_rate_listens_to_the_whole_clip(codec, clf):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        out = latent.explain(codec, clf, noise_clips(1, samples=8_000), sample_rate=8_000, n_steps=4)
-    sounds = out.listen(0.1)  # one second of sound: 16000 samples at the codec's rate, not 8000
-    assert sounds["explanation"].shape[-1] == sounds["original"].shape[-1] == SR
+        out = latent.LatentAttribution(clf, codec, n_steps=4).explain(noise_clips(1, samples=8_000), sample_rate=8_000)
+    # one second of sound: 16000 samples at the codec's rate, not 8000
+    assert out.wave.shape[-1] == out.clip.shape[-1] == SR and out.sample_rate == SR
 
 
 def test_explain_a_clip_of_the_minimum_length(codec, clf):
-    out = latent.explain(codec, clf, noise_clips(1, samples=4_000), n_steps=4)
+    out = latent.LatentAttribution(clf, codec, n_steps=4).explain(noise_clips(1, samples=4_000))
     assert out.latent.shape == (1, C, 32)
+
+
+def test_a_wave_classifier_is_explained_through_the_decoder(codec, waves):
+    """f(z) = classifier(decode(z)): the attributions are complete for that function, and the target is the
+    classifier's decision on the clip itself."""
+    from audiox.models.classifiers import CNNClassifier
+
+    torch.manual_seed(4)
+    classifier = CNNClassifier(["a", "b", "c"], channels=(4, 8)).eval()
+    explainer = latent.LatentAttribution(classifier, codec, n_steps=64)
+    out = explainer.explain(waves)
+    assert torch.equal(out.target, classifier(waves).argmax(-1))
+    decoded = latent.DecodedClassifier(codec, classifier)
+    with torch.no_grad():
+        gap = decoded(out.latent) - decoded(out.baseline)
+    gap = gap[torch.arange(3), out.target]
+    assert torch.allclose(out.scores.sum(dim=(1, 2)), gap, rtol=0.05, atol=0.02), (out.scores.sum((1, 2)), gap)
+    assert out.mask.shape == classifier.spectrogram(waves)[0].shape
+    twin = explainer.on(CNNClassifier(["a", "b", "c"], channels=(4, 8)).eval())
+    assert twin.latent_model.classifier is twin.model and twin.codec is codec
 
 
 # ---- fidelity ----------------------------------------------------------------------------------------------------
@@ -552,7 +583,9 @@ def shipped():
     from audiox.models import zoo
 
     codec, clf = zoo.load("tiny-codec", device="cpu"), zoo.load("keyword-latent-cnn", device="cpu")
-    waves, labels = zoo.keyword_clips("test")
+    from audiox.data.speech import keyword_clips
+
+    waves, labels = keyword_clips("test")
     return codec, clf, waves, labels
 
 

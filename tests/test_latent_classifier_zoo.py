@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from audiox.data.speech import KEYWORDS
-from audiox.models import zoo
+from audiox.data.speech import keyword_clips
+from audiox.models import recipes, zoo
 from audiox.models.classifiers import LatentClassifier
 
 NAME = "keyword-latent-cnn"
@@ -23,7 +24,7 @@ def card():
 def test_card_matches_the_loaded_weights(shipped, card):
     assert shipped.weights_sha256 == card["sha256"]
     assert card["name"] == NAME and card["file"] == f"{NAME}.pt"
-    assert card["trained_by"] == f"python -m audiox.models.zoo train {NAME}"
+    assert card["trained_by"] == f"python -m audiox.models.recipes train {NAME}"
     assert isinstance(shipped, LatentClassifier) and not shipped.training
     assert shipped.classes == list(KEYWORDS) and shipped.config == card["config"]
 
@@ -32,7 +33,7 @@ def test_trained_on_the_shipped_codec(card):
     """Retraining tiny-codec without retraining this classifier changes the codec's sha256 and must fail here."""
     codec_card = zoo.card("tiny-codec")
     assert card["depends_on"]["tiny-codec"] == codec_card["sha256"]
-    assert zoo.DEPENDS_ON[NAME] == "tiny-codec"
+    assert zoo.ZOO[NAME]["depends_on"] == ["tiny-codec"]
     assert card["config"]["latent_channels"] == codec_card["config"]["latent_channels"]
 
 
@@ -43,7 +44,7 @@ def test_size(card):
 
 def test_reads_the_codecs_latent(shipped):
     codec = zoo.load("tiny-codec", device="cpu")
-    waves, _ = zoo.keyword_clips("test")
+    waves, _ = keyword_clips("test")
     with torch.no_grad():
         logits = shipped(codec.encode(waves[:2]))
     assert logits.shape == (2, len(KEYWORDS)) and torch.isfinite(logits).all()
@@ -51,10 +52,10 @@ def test_reads_the_codecs_latent(shipped):
 
 def test_quality_is_reproducible_and_good(shipped, card):
     """Recomputed from the shipped weights on the test clips: deterministic, so exactly the card's numbers."""
-    quality = zoo.latent_classifier_quality(shipped)
+    quality = recipes.latent_classifier_quality(shipped)
     expected = {k: v for k, v in card["quality"].items() if k != "split"}
     assert card["quality"]["split"] == "test"
     assert quality == expected
-    assert quality["clips"] == len(zoo.keyword_clips("test")[1])
+    assert quality["clips"] == len(keyword_clips("test")[1])
     assert quality["accuracy"] >= 0.9
     assert quality["accuracy_resynthesised"] >= 0.7  # card: 0.833 on encode(decode(latent))

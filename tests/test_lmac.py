@@ -1,15 +1,17 @@
 """LMAC-ZS: the decoder's contract, the loss, training with checkpoints, listenable maps, and the shipped decoder."""
 
+import dataclasses
+
 import pytest
 import torch
 from torch import nn
 
-from audiox import audio, lmac, metrics
+from audiox import compare, gradients, lmac, metrics, zeroshot
 from audiox.data.synth import CLASSES, SynthSounds, evaluation_conditions
 from audiox.models import zoo
 from audiox.models.clap import TinyClap
 from audiox.models.train import fit
-from audiox.zeroshot import class_embeddings
+from audiox.zeroshot import ZeroShotClassifier
 
 
 @pytest.fixture(scope="module")
@@ -144,16 +146,24 @@ def test_train_decoder_runs_and_checkpoints(random_clap, tmp_path):
 
 
 def test_explain_is_listenable(random_clap):
-    decoder = lmac.MaskDecoder.for_clap(random_clap)
+    model = ZeroShotClassifier(random_clap, CLASSES)
+    explainer = lmac.LMACZS(model, lmac.MaskDecoder.for_clap(random_clap))
     wave = SynthSounds("val", n_per_class=1).waves()[:2]
-    out = lmac.explain(random_clap, wave, "a siren", decoder)
+    out = explainer.explain(wave, "a siren")
     assert out.mask.shape == out.magnitude.shape and out.wave.shape == wave.shape
+    assert out.target.tolist() == [-1, -1] and out.target_names == ["a siren", "a siren"]
     # what the mask keeps and what it leaves out add up to the clip (the STFT is linear)
     torch.testing.assert_close(out.wave + out.residual, wave, atol=1e-4, rtol=0)
+    # a class by name uses the classifier's own prompt embedding for it: the same mask as by index
+    by_name, by_index = explainer.explain(wave, "bird"), explainer.explain(wave, CLASSES.index("bird"))
+    torch.testing.assert_close(by_name.mask, by_index.mask)
+    assert by_name.target.tolist() == [CLASSES.index("bird")] * 2
     with pytest.raises(ValueError, match="non-empty string"):
-        lmac.explain(random_clap, wave, "  ", decoder)
+        explainer.explain(wave, "  ")
     with pytest.raises(ValueError, match="sample"):
-        lmac.explain(random_clap, torch.randn(2, 3000) * 0.1, "a siren", decoder)
+        explainer.explain(torch.randn(2, 3000) * 0.1, "a siren")
+    with pytest.raises(ValueError, match="ZeroShotClassifier"):
+        lmac.LMACZS(random_clap, explainer.decoder)
 
 
 def test_no_decoder_is_shipped_for_other_claps(random_clap):
@@ -163,14 +173,17 @@ def test_no_decoder_is_shipped_for_other_claps(random_clap):
         lmac.shipped_decoder(Other())
 
 
-def test_zero_shot_faithfulness_of_full_and_empty_masks(random_clap, clips):
-    text = class_embeddings(random_clap, list(CLASSES))
-    full = lmac.zero_shot_faithfulness(random_clap, clips.magnitude, torch.ones_like(clips.magnitude), text)
+def test_faithfulness_of_full_and_empty_masks(random_clap):
+    model = ZeroShotClassifier(random_clap, CLASSES)
+    out = lmac.LMACZS(model, lmac.MaskDecoder.for_clap(random_clap)).explain(
+        SynthSounds("val", n_per_class=1, mixtures=True, snr_db=5.0).waves()[:6])
+    full = compare.faithfulness(model, dataclasses.replace(out, mask=torch.ones_like(out.mask)))
     assert (full["AD"].abs() < 1e-3).all() and (full["Fid-In"] == 1).all()
-    p = metrics.prompt_probabilities(clips.embedding, text, random_clap.logit_scale)
-    q = metrics.prompt_probabilities(random_clap.spec_to_embedding(torch.zeros_like(clips.magnitude)), text,
-                                     random_clap.logit_scale)
-    c = p.argmax(-1)
+    with torch.no_grad():
+        p = zeroshot.zero_shot(random_clap, random_clap.spec_to_embedding(out.magnitude), model.text_embeddings)
+        q = zeroshot.zero_shot(random_clap, random_clap.spec_to_embedding(torch.zeros_like(out.magnitude)),
+                               model.text_embeddings)
+    c = out.target
     torch.testing.assert_close(full["FF"], (p - q).gather(1, c[:, None])[:, 0])
 
 
@@ -192,19 +205,18 @@ def test_shipped_card_and_quality(shipped):
 def test_shipped_decoder_explains_tiny_clap(shipped):
     """Re-measured here on other clips than the card's: the decoder beats GradCAM on FF and ground
     truth, and wrong prompts get smaller masks."""
-    from audiox import baselines
-
     clap, decoder = shipped
+    model = ZeroShotClassifier(clap, CLASSES)
     condition = evaluation_conditions("val", n_per_class=3)["another clip"]
-    text = class_embeddings(clap, list(CLASSES))
-    clips = lmac.encode(clap, condition["waves"])
-    masks = lmac.masks_for(decoder, clips, text)
-    predicted = (clips.embedding @ text.T).argmax(-1)
-    mask = masks[torch.arange(len(masks)), predicted]
-    ours = lmac.report(clap, clips.magnitude, mask, text, condition["labels"], condition["event_masks"])
-    gradcam = baselines.make_baseline("GradCAM", baselines.zero_shot_logits(clap, text)).attribute(clips.magnitude, predicted)
-    theirs = lmac.report(clap, clips.magnitude, gradcam, text, condition["labels"], condition["event_masks"])
-    assert ours["FF"] > theirs["FF"] + 0.1
-    assert ours["GT f_measure"] > theirs["GT f_measure"]
+    ours = lmac.LMACZS(model, decoder).explain(condition["waves"])
+    theirs = gradients.GradCAM(model).explain(condition["waves"])
+
+    def scores(out):
+        return {"FF": compare.faithfulness(model, out)["FF"].mean(),
+                "F": compare.ground_truth(out, condition)["f_measure"].nanmean()}
+
+    assert scores(ours)["FF"] > scores(theirs)["FF"] + 0.1
+    assert scores(ours)["F"] > scores(theirs)["F"]
+    masks = lmac.masks_for(decoder, lmac.encode(clap, condition["waves"]), model.text_embeddings)
     sizes = lmac.prompt_mask_means(masks, condition["present"])
     assert sizes["right prompt"] > 1.5 * sizes["wrong prompt"]

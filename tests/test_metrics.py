@@ -119,15 +119,20 @@ def test_bad_shapes_raise_a_clear_value_error(p, o, kwargs):
 def test_probability_helpers():
     p = M.class_probabilities(torch.tensor([[0.0, math.log(3.0)]], dtype=torch.float16))
     assert p.dtype == torch.float32 and close(p, [[0.25, 0.75]], tol=1e-3)
-    audio = torch.tensor([[3.0, 0.0], [0.0, 0.5]])  # unnormalised on purpose
-    text = torch.tensor([[2.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    from audiox import zeroshot
+
+    class Scale:
+        logit_scale = 2.0
+
+    audio = torch.nn.functional.normalize(torch.tensor([[3.0, 0.0], [0.0, 0.5]]), dim=-1)
+    text = torch.nn.functional.normalize(torch.tensor([[2.0, 0.0], [0.0, 1.0], [1.0, 1.0]]), dim=-1)
     # cosines: clip 0 -> [1, 0, 1/sqrt 2], clip 1 -> [0, 1, 1/sqrt 2]; logits = 2 * cosine
     expected = torch.softmax(2 * torch.tensor([[1.0, 0.0, 2**-0.5], [0.0, 1.0, 2**-0.5]]), dim=-1)
-    got = M.prompt_probabilities(audio, text, logit_scale=2.0)
+    got = M.class_probabilities(zeroshot.logits(Scale(), audio, text))
     assert got.shape == (2, 3) and torch.allclose(got, expected, atol=1e-6)
-    assert torch.allclose(M.prompt_probabilities(audio, text, torch.tensor(2.0)), expected, atol=1e-6)
-    with pytest.raises(ValueError):
-        M.prompt_probabilities(audio, text[:, :1], 2.0)
+    assert torch.allclose(zeroshot.zero_shot(Scale(), audio, text), expected, atol=1e-6)
+    with pytest.raises(ValueError, match="one softmax, not two"):
+        M.faithfulness_metrics(zeroshot.logits(Scale(), audio, text), got)  # logits where probabilities belong
 
 
 # ---------------------------------------------------------------- mask metrics, by hand

@@ -32,7 +32,7 @@ from pathlib import Path
 import torch
 
 from .. import audio, config
-from . import read_table
+from .base import read_table
 from .hub import fetch_dataset
 
 #: The ESC-50 commit the archive is pinned to (master as of November 2025): a branch

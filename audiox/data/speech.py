@@ -33,7 +33,7 @@ from pathlib import Path
 import torch
 
 from .. import audio, config
-from . import read_table
+from .base import read_table
 from .hub import fetch_dataset
 
 SPLITS = ("train", "val", "test")
@@ -103,6 +103,27 @@ class Keywords(torch.utils.data.Dataset):
 
     def __repr__(self) -> str:
         return f"Keywords(split={self.split!r}, clips={len(self)}, sample_rate={self.sample_rate})"
+
+
+def keyword_captions(word: str) -> list[str]:
+    """Captions for a spoken keyword, so tiny-clap also learns speech ("a voice saying yes").
+
+    >>> keyword_captions("go")[0]
+    'a voice saying go'
+    """
+    return [f"a voice saying {word}", f"the spoken word {word}", f"someone says {word}", f"a person saying {word}"]
+
+
+def keyword_clips(split: str, seconds: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """The keyword set's clips of a split zero-padded (or cut) to ``seconds``, ``[N, T]`` at 16 kHz, and labels ``[N]``.
+
+    >>> waves, labels = keyword_clips("test")
+    >>> tuple(waves.shape), labels[:3].tolist()
+    ((30, 16000), [0, 0, 0])
+    """
+    from .base import stack
+
+    return stack(Keywords(split), seconds=seconds)
 
 
 def parse_recording(filename: str) -> tuple[int, str, int]:

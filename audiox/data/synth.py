@@ -613,16 +613,18 @@ def evaluation_conditions(split: str = "test", n_per_class: int = 5, snr_db: flo
     class (and faint noise, :func:`make_mixture`). ``"white noise"`` and ``"speech"`` (a word of the
     shipped keyword set, by voices of the same split, at a random time): :func:`add_background`.
     All at ``snr_db``, event against everything else. Each condition: ``waves`` ``[B, T]``,
-    ``labels`` ``[B]`` (the event's class), ``present`` ``[B, n_classes]`` (the classes one can hear:
-    the event's, and the other clip's) and ``event_masks`` ``[B, F, T']``, the share of each bin
-    that belongs to the event (all ones where a clean clip has energy).
+    ``labels`` ``[B]`` (the event's class), ``distractor_labels`` ``[B]`` (the other clip's class, -1
+    where there is none), ``present`` ``[B, n_classes]`` (the classes one can hear: the event's, and
+    the other clip's), ``event_masks`` ``[B, F, T']``, the share of each bin that belongs to the
+    event (all ones where a clean clip has energy), and ``masks``, every source's share by name
+    (as :func:`comparison_conditions`).
 
     >>> sets = evaluation_conditions(n_per_class=1)
     >>> list(sets), tuple(sets["speech"]["waves"].shape), tuple(sets["speech"]["event_masks"].shape)
     (['clean', 'another clip', 'white noise', 'speech'], (10, 32000), (10, 257, 251))
     """
     from ..audio import pad_to
-    from . import stack
+    from .base import stack
     from .speech import Keywords
 
     events = SynthSounds(split, n_per_class)
@@ -637,13 +639,57 @@ def evaluation_conditions(split: str = "test", n_per_class: int = 5, snr_db: flo
     noise = torch.randn(waves.shape, generator=rng)
     present = torch.nn.functional.one_hot(labels, len(CLASSES)).bool()
     items = [mixed[i] for i in range(len(mixed))]
-    out = {"clean": {"waves": waves, "labels": labels, "present": present, "event_masks": ratio_masks(waves[None])[0]},
-           "another clip": {"waves": mixed.waves(), "labels": mixed.labels,
-                            "present": present | torch.nn.functional.one_hot(
-                                torch.tensor([item["distractor_label"] for item in items]), len(CLASSES)).bool(),
-                            "event_masks": torch.stack([item["masks"]["event"] for item in items])}}
+    none = torch.full_like(labels, -1)
+    zeros = torch.zeros(len(waves), *ratio_masks(waves[:1])[0].shape[-2:])
+    other = torch.tensor([item["distractor_label"] for item in items])
+    mixed_masks = {k: torch.stack([item["masks"][k] for item in items]) for k in ("event", "distractor", "noise")}
+    out = {"clean": {"waves": waves, "labels": labels, "present": present, "distractor_labels": none,
+                     "event_masks": ratio_masks(waves[None])[0]},
+           "another clip": {"waves": mixed.waves(), "labels": mixed.labels, "distractor_labels": other,
+                            "present": present | torch.nn.functional.one_hot(other, len(CLASSES)).bool(),
+                            "event_masks": mixed_masks["event"], "masks": mixed_masks}}
+    out["clean"]["masks"] = {"event": out["clean"]["event_masks"], "distractor": zeros}
     for name, background in (("white noise", noise), ("speech", speech)):
         contaminated = add_background(waves, background, snr_db)
-        out[name] = {"waves": contaminated["wave"], "labels": labels, "present": present,
-                     "event_masks": contaminated["masks"]["event"]}
+        out[name] = {"waves": contaminated["wave"], "labels": labels, "present": present, "distractor_labels": none,
+                     "event_masks": contaminated["masks"]["event"],
+                     "masks": {"event": contaminated["masks"]["event"], "distractor": zeros,
+                               name: contaminated["masks"]["background"]}}
+    return out
+
+
+def comparison_conditions(split: str = "test", n_per_class: int = 3, snrs_db=(10.0, 5.0, 0.0),
+                          noise_snr_db: float = 20.0, seed: int = 0) -> dict[str, dict]:
+    """The clips of notebook 06: the same events clean, mixed with a distractor at each of ``snrs_db``, and over
+    white noise at ``noise_snr_db``; every source with its ground-truth ratio mask.
+
+    Each condition: ``waves`` ``[B, T]``, ``labels`` ``[B]`` (the event's class), ``distractor_labels``
+    ``[B]`` (-1 where there is none) and ``masks`` ``{"event", "distractor", "noise"} -> [B, F, T']`` (a
+    source that is absent is all zeros). The mixtures are :func:`make_mixture` (event against
+    distractor + faint noise at the SNR); a clip's seed fixes its event, so clip ``i`` holds the same
+    event in every condition (rescaled), and the same distractor at every SNR. The noisy clips are the
+    clean events with white noise (:func:`add_background`).
+
+    >>> sets = comparison_conditions(n_per_class=1)
+    >>> list(sets), tuple(sets["mixed 5 dB"]["masks"]["distractor"].shape), sets["clean"]["distractor_labels"][:2].tolist()
+    (['clean', 'mixed 10 dB', 'mixed 5 dB', 'mixed 0 dB', 'white noise 20 dB'], (10, 257, 251), [-1, -1])
+    """
+    events = SynthSounds(split, n_per_class)
+    waves, labels = events.waves(), events.labels
+    none = torch.full_like(labels, -1)
+    zeros = torch.zeros(len(waves), *ratio_masks(waves[:1])[0].shape[-2:])
+    out = {"clean": {"waves": waves, "labels": labels, "distractor_labels": none,
+                     "masks": {"event": ratio_masks(waves[None])[0], "distractor": zeros, "noise": zeros}}}
+    for snr in snrs_db:
+        mixed = SynthSounds(split, n_per_class, mixtures=True, snr_db=float(snr), seed=seed)
+        items = [mixed[i] for i in range(len(mixed))]
+        out[f"mixed {snr:g} dB"] = {
+            "waves": mixed.waves(), "labels": mixed.labels,
+            "distractor_labels": torch.tensor([item["distractor_label"] for item in items]),
+            "masks": {k: torch.stack([item["masks"][k] for item in items]) for k in ("event", "distractor", "noise")}}
+    noise = torch.randn(waves.shape, generator=torch.Generator().manual_seed(seed))
+    noisy = add_background(waves, noise, noise_snr_db)
+    out[f"white noise {noise_snr_db:g} dB"] = {
+        "waves": noisy["wave"], "labels": labels, "distractor_labels": none,
+        "masks": {"event": noisy["masks"]["event"], "distractor": zeros, "noise": noisy["masks"]["background"]}}
     return out

@@ -17,10 +17,94 @@ magnitude through its own front end. :class:`SpectrogramModel` holds the first h
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+from typing import Protocol, runtime_checkable
+
 import torch
 from torch import nn
 
 from .. import audio
+
+
+def prepare_waves(wave, sample_rate: int | None, model_rate: int, *, min_seconds: float = 0.25,
+                  allow_silence: bool = False, device=None, name: str = "wave") -> torch.Tensor:
+    """The one input path of every wave model: a clip ``[T]`` or batch ``[B, T]`` checked and returned as ``[B, T]``.
+
+    :func:`audiox.audio.validate` (mono float32, finite, long enough, not silent unless
+    ``allow_silence``) at ``sample_rate`` (default: the model's), resampled to ``model_rate``
+    with a warning when it differs, then moved to ``device``.
+
+    >>> prepare_waves(torch.ones(8000) * 0.1, None, 16_000).shape
+    torch.Size([1, 8000])
+    >>> prepare_waves(torch.zeros(8000), None, 16_000)
+    Traceback (most recent call last):
+    ...
+    ValueError: wave is all silent (peak below 0.0001); there is nothing to explain: check the file or the gain, or pass allow_silence=True where silence is expected.
+    """
+    wave = torch.as_tensor(wave) if not isinstance(wave, torch.Tensor) else wave
+    batched = wave.ndim >= 2  # the contract: [T] is one clip, [B, T] a batch of mono clips
+    wave = audio.validate(wave, sample_rate or model_rate, expected_sample_rate=model_rate, resample_to_expected=True,
+                          min_seconds=min_seconds, batched=batched, allow_silence=allow_silence, name=name)
+    wave = wave if batched else wave[None]
+    return wave if device is None else wave.to(device)
+
+
+def parameter_device(module) -> torch.device:
+    """Where a module's parameters (or, lacking any, its buffers) live; the CPU for a module with neither."""
+    for tensors in (module.parameters(), module.buffers()):
+        for t in tensors:
+            return t.device
+    return torch.device("cpu")
+
+
+@contextmanager
+def frozen(model):
+    """Eval mode and no weight gradients while attributing; every flag restored afterwards (``None``: nothing to do).
+
+    Eval mode for every method, not only GradCAM: BatchNorm in training mode would mix the clips of a
+    batch (and captum's copies of them) into each clip's score and update its running statistics.
+    """
+    if not isinstance(model, nn.Module):
+        yield
+        return
+    training = [(m, m.training) for m in model.modules()]
+    requires_grad = [(p, p.requires_grad) for p in model.parameters()]
+    model.eval().requires_grad_(False)  # gradients wrt the magnitude only: no .grad, less work
+    try:
+        yield
+    finally:
+        for m, flag in training:
+            m.training = flag
+        for p, flag in requires_grad:
+            p.requires_grad_(flag)
+
+
+@runtime_checkable
+class Classifier(Protocol):
+    """What every explainer of the course needs of a model: the contract a classifier (or a wrapped model) keeps.
+
+    * ``spectrogram(wave, sample_rate) -> (magnitude, phase)`` ``[B, F, T]``: the linear STFT masks live on;
+    * ``spec_to_logits(magnitude) -> [B, C]``: differentiable, through the model's own front end;
+    * ``logits_and_hidden(magnitude) -> (logits, [hidden maps])``: for explainers that read hidden layers
+      (L2I, LMAC-ZS, GradCAM);
+    * ``classes``, ``n_classes``, ``sample_rate``, ``n_fft``, ``hop_length``.
+
+    :class:`~audiox.models.classifiers.CNNClassifier` and :class:`~audiox.zeroshot.ZeroShotClassifier` keep it.
+    """
+
+    classes: list[str]
+    sample_rate: int
+    n_fft: int
+    hop_length: int
+
+    @property
+    def n_classes(self) -> int: ...
+
+    def spectrogram(self, wave: torch.Tensor, sample_rate: int | None = None) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+    def spec_to_logits(self, magnitude: torch.Tensor) -> torch.Tensor: ...
+
+    def logits_and_hidden(self, magnitude: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]: ...
 
 
 class SpectrogramModel(nn.Module):
@@ -38,25 +122,14 @@ class SpectrogramModel(nn.Module):
     allow_silence: bool = False
 
     def _device(self) -> torch.device:
-        return next(self.parameters()).device
+        return parameter_device(self)
 
     def prepare(self, wave, sample_rate: int | None = None) -> torch.Tensor:
-        """Validate a clip ``[T]`` or batch ``[B, T]`` and move it to the model's device as ``[B, T]``.
-
-        A clip at another sample rate is resampled (with a warning) when ``sample_rate`` is given.
-        """
-        wave = torch.as_tensor(wave) if not isinstance(wave, torch.Tensor) else wave
-        batched = wave.ndim >= 2  # the contract: [T] is one clip, [B, T] a batch of mono clips
-        wave = audio.validate(
-            wave,
-            sample_rate or self.sample_rate,
-            expected_sample_rate=self.sample_rate,
-            resample_to_expected=True,
-            min_seconds=self.min_seconds,
-            batched=batched,
-            allow_silence=self.allow_silence,
-        )
-        return (wave if batched else wave[None]).to(self._device())
+        """Validate a clip ``[T]`` or batch ``[B, T]`` and move it to the model's device as ``[B, T]``
+        (:func:`prepare_waves`). A clip at another sample rate is resampled (with a warning) when
+        ``sample_rate`` is given."""
+        return prepare_waves(wave, sample_rate, self.sample_rate, min_seconds=self.min_seconds,
+                             allow_silence=self.allow_silence, device=self._device())
 
     def spectrogram(self, wave: torch.Tensor, sample_rate: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Linear magnitude and phase ``[B, F, T]`` of the model's STFT (where masks are defined)."""

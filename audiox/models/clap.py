@@ -9,7 +9,10 @@ Three of the four methods explain a CLAP model, through these seams only:
   (possibly masked) magnitude through the model's own front end (e.g. mel) to the
   embedding. ``embed_audio(w)`` equals ``spec_to_embedding(spectrogram(w)[0])``;
 * ``audio_features(wave) -> list[Tensor]``: hidden maps of the audio encoder, for decoders
-  such as LMAC-ZS.
+  such as LMAC-ZS, and ``embedding_and_hidden(magnitude)``: the embedding and those maps of a
+  (masked) magnitude in one pass.
+
+Zero-shot logits (``logit_scale * cosine``) are computed in one place, :func:`audiox.zeroshot.logits`.
 
 :class:`ClapBase` implements the shared parts; a backbone fills in ``_front_end`` etc.
 """
@@ -50,13 +53,15 @@ class Clap(Protocol):
 
     def audio_features(self, wave: torch.Tensor, sample_rate: int | None = None) -> list[torch.Tensor]: ...
 
+    def embedding_and_hidden(self, magnitude: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]: ...
+
 
 class ClapBase(SpectrogramModel):
     """Shared plumbing: input validation and the linear STFT (:class:`~audiox.models.base.SpectrogramModel`),
     and ``embed_audio`` via ``spec_to_embedding``.
 
     Subclasses set ``name``, ``sample_rate``, ``embed_dim``, ``n_fft``, ``hop_length`` and
-    implement ``spec_to_embedding``, ``embed_text``, ``audio_features`` and ``logit_scale``.
+    implement ``spec_to_embedding``, ``embedding_and_hidden``, ``embed_text`` and ``logit_scale``.
     """
 
     name: str
@@ -66,9 +71,9 @@ class ClapBase(SpectrogramModel):
         """L2-normalised audio embeddings ``[B, D]`` of a clip or batch."""
         return self.spec_to_embedding(self.spectrogram(wave, sample_rate)[0])
 
-    def similarity(self, audio_embeddings: torch.Tensor, text_embeddings: torch.Tensor) -> torch.Tensor:
-        """Zero-shot logits ``logit_scale * cosine`` ``[B, N]``; softmax over N gives class probabilities."""
-        return self.logit_scale * audio_embeddings @ text_embeddings.T
+    def audio_features(self, wave: torch.Tensor, sample_rate: int | None = None) -> list[torch.Tensor]:
+        """Hidden maps of the audio encoder of a clip or batch, shallow to deep (:meth:`embedding_and_hidden`)."""
+        return self.embedding_and_hidden(self.spectrogram(wave, sample_rate)[0])[1]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -125,7 +130,7 @@ class TinyClap(ClapBase):
     """The offline CLAP: a :class:`~audiox.models.classifiers.LogMelCNN` at 16 kHz and a hashed-n-gram
     :class:`TextEncoder`.
 
-    Built by ``python -m audiox.models.zoo train tiny-clap``; load the shipped weights with
+    Built by ``python -m audiox.models.recipes train tiny-clap``; load the shipped weights with
     ``audiox.load_clap("tiny-clap")``.
 
     >>> clap = TinyClap()  # random weights: shapes only
@@ -153,13 +158,13 @@ class TinyClap(ClapBase):
         return float(self.log_logit_scale.detach().exp().clamp(max=100))
 
     def spec_to_embedding(self, magnitude: torch.Tensor) -> torch.Tensor:
-        embedding, _ = self.audio_encoder(magnitude)
-        return nn.functional.normalize(embedding, dim=-1)
+        return self.embedding_and_hidden(magnitude)[0]
 
-    def audio_features(self, wave: torch.Tensor, sample_rate: int | None = None) -> list[torch.Tensor]:
-        """Hidden maps of the four conv blocks, ``[B, C_i, M / 2^i, T / 2^i]`` (C = 16, 32, 64, 128)."""
-        magnitude, _ = self.spectrogram(wave, sample_rate)
-        return self.audio_encoder(magnitude)[1]
+    def embedding_and_hidden(self, magnitude: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """The embedding ``[B, D]`` and the hidden maps of the four conv blocks, ``[B, C_i, M / 2^i, T / 2^i]``
+        (C = 16, 32, 64, 128), of a (masked) linear magnitude, in one pass."""
+        embedding, hidden = self.audio_encoder(magnitude)
+        return nn.functional.normalize(embedding, dim=-1), hidden
 
     def embed_text(self, texts: list[str]) -> torch.Tensor:
         if isinstance(texts, str):

@@ -202,7 +202,7 @@ class TinyCodec(CodecBase):
     what makes training on a CPU in minutes possible. No quantiser: the latent is continuous, like
     EnCodec's de-quantised latent that the seed paper attributes on.
 
-    Built by ``python -m audiox.models.zoo train tiny-codec``; load it with ``zoo.load("tiny-codec")``.
+    Built by ``python -m audiox.models.recipes train tiny-codec``; load it with ``zoo.load("tiny-codec")``.
 
     >>> codec = TinyCodec()  # random weights: shapes only
     >>> latent = codec.encode(torch.randn(2, 16_000) * 0.1)

@@ -227,8 +227,9 @@ class LaionClap(ClapBase):
         latent = self.htsat.forward_features(self._mel_image(magnitude))["embedding"]
         return F.normalize(self.laion.model.audio_projection(latent), dim=-1)
 
-    def audio_features(self, wave: torch.Tensor, sample_rate: int | None = None) -> list[torch.Tensor]:
-        """Hidden maps of HTSAT, shallow to deep, each ``[B, C, F', T']`` (frequency low to high, time in order).
+    def embedding_and_hidden(self, magnitude: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """The embedding (:meth:`spec_to_embedding`) and HTSAT's hidden maps, shallow to deep, each ``[B, C, F', T']``
+        (frequency low to high, time in order), of a (masked) magnitude ``[B, 513, 1001]``, in one pass.
 
         One map per Swin stage (after its patch merging); the last is the stage-4 map after
         HTSAT's final LayerNorm, whose mean over ``F', T'`` is the pooled audio embedding
@@ -239,19 +240,19 @@ class LaionClap(ClapBase):
         ``T'`` steps evenly cover the 10-s repeat-padded clip (78 ms each at ``T' = 128``,
         312 ms at 32); ``F'`` splits the 64 mel bands (50 Hz-14 kHz) evenly.
         """
-        magnitude, _ = audio.magnitude_phase(self.prepare(wave, sample_rate), self.n_fft, self.hop_length)
         htsat = self.htsat
         tokens: list[torch.Tensor] = []
         # the stages return (tokens, attention); the final norm returns tokens
         hooks = [layer.register_forward_hook(lambda m, i, out: tokens.append(out[0])) for layer in htsat.layers]
         hooks.append(htsat.norm.register_forward_hook(lambda m, i, out: tokens.append(out)))
         try:
-            htsat.forward_features(self._mel_image(magnitude))
+            latent = htsat.forward_features(self._mel_image(magnitude))["embedding"]
         finally:
             for hook in hooks:
                 hook.remove()
         del tokens[-2]  # the last stage's map before the final norm
-        return [self._unstack(t, htsat.freq_ratio) for t in tokens]
+        embedding = F.normalize(self.laion.model.audio_projection(latent), dim=-1)
+        return embedding, [self._unstack(t, htsat.freq_ratio) for t in tokens]
 
     @staticmethod
     def _unstack(tokens: torch.Tensor, chunks: int) -> torch.Tensor:
