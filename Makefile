@@ -50,13 +50,17 @@ bench: install
 	$(BIN)/python benchmarks/nmf.py
 	$(BIN)/python benchmarks/lmac.py
 	$(BIN)/python benchmarks/latent.py
+	$(BIN)/python benchmarks/compare.py
 	$(BIN)/python benchmarks/notebooks.py
 
-# retrain every shipped model, in dependency order (lmac-tiny-clap explains tiny-clap, keyword-latent-cnn reads tiny-codec)
+# retrain every shipped model, in dependency order (the registry's depends_on: lmac-tiny-clap and l2i-tiny-clap
+# explain tiny-clap, l2i-synth-cnn explains synth-cnn, keyword-latent-cnn reads tiny-codec)
 zoo: install
 	$(BIN)/python -m audiox.models.recipes train tiny-clap
 	$(BIN)/python -m audiox.models.recipes train synth-cnn
 	$(BIN)/python -m audiox.models.recipes train lmac-tiny-clap
+	$(BIN)/python -m audiox.models.recipes train l2i-synth-cnn
+	$(BIN)/python -m audiox.models.recipes train l2i-tiny-clap
 	$(BIN)/python -m audiox.models.recipes train tiny-codec
 	$(BIN)/python -m audiox.models.recipes train keyword-latent-cnn
 

@@ -296,29 +296,26 @@ def listenable(
     return kept, residual
 
 
-#: Bins of a clip more than 80 dB below its loudest bin count as empty in :func:`effective_mask`.
-_EMPTY_BIN = 1e-4
+def effective_mask(explanation_magnitude: torch.Tensor, residual_magnitude: torch.Tensor) -> torch.Tensor:
+    """The mask ``[B, F, T]`` a *synthesised* explanation amounts to: ``|E| / (|E| + |R|)`` per bin, in [0, 1].
 
+    A method that decodes its explanation ``E`` and its residual ``R`` (latent attribution through
+    a codec: the top latent entries kept, and removed) has no mask of its own; this is the one
+    definition of it, so that its explanation can be measured like a mask: the share of each bin
+    that went into the explanation rather than into what it leaves out. For a mask method
+    (``E = M X``, ``R = (1 - M) X``) it gives back ``M`` exactly; where both are silent, 0. A ratio
+    to the clip instead (``|E| / |X|``) would be 1 wherever the decoded baseline's noise is louder
+    than a quiet bin of the clip, and rank those bins first.
 
-def effective_mask(explanation_magnitude: torch.Tensor, clip_magnitude: torch.Tensor) -> torch.Tensor:
-    """The mask ``[B, F, T]`` that a *synthesised* explanation amounts to on its clip: ``min(|E| / |X|, 1)`` per bin.
-
-    A method that decodes its explanation (latent attribution through a codec) has no mask of its
-    own; this is the one definition of it, so that its explanation can be measured like a mask:
-    how much of each bin of the clip ``|X|`` the explanation ``|E|`` (both magnitudes on one STFT
-    grid) still has. Where ``E`` is louder than ``X`` (codec artefacts, the baseline's noise) the
-    mask is 1; bins of the clip more than 80 dB below its peak are empty and get 0.
-
-    >>> x = torch.rand(1, 257, 20) + 0.1
-    >>> bool(((effective_mask(0.5 * x, x) - 0.5).abs() < 1e-6).all()), float(effective_mask(3 * x, x).max())
-    (True, 1.0)
+    >>> x, m = torch.rand(1, 257, 20) + 0.1, torch.rand(1, 257, 20)
+    >>> bool(torch.allclose(effective_mask(m * x, (1 - m) * x), m, atol=1e-6))
+    True
     """
-    if explanation_magnitude.shape != clip_magnitude.shape:
-        raise ValueError(f"explanation {tuple(explanation_magnitude.shape)} and clip {tuple(clip_magnitude.shape)} "
-                         f"magnitudes must share one STFT grid.")
-    floor = _EMPTY_BIN * clip_magnitude.flatten(-2).amax(-1)[..., None, None]
-    ratio = explanation_magnitude / clip_magnitude.clamp_min(torch.finfo(clip_magnitude.dtype).tiny)
-    return torch.where(clip_magnitude > floor, ratio.clamp(max=1.0), 0.0)
+    if explanation_magnitude.shape != residual_magnitude.shape:
+        raise ValueError(f"explanation {tuple(explanation_magnitude.shape)} and residual "
+                         f"{tuple(residual_magnitude.shape)} magnitudes must share one STFT grid.")
+    total = explanation_magnitude + residual_magnitude
+    return torch.where(total > 0, explanation_magnitude / total.clamp_min(torch.finfo(total.dtype).tiny), 0.0)
 
 
 def mel_filterbank(sample_rate: int, n_fft: int = N_FFT, n_mels: int = 64, device=None) -> torch.Tensor:

@@ -28,7 +28,7 @@ Every mean over clips carries a bootstrap 95% interval (:func:`audiox.metrics.bo
 >>> sorted(result.per_clip["clean", "Saliency", 0.1])[:4]
 ['AD', 'AG', 'AI', 'COMP']
 >>> print(result.table("MM", size=0.1).splitlines()[1])
-Saliency   0.10 [0.10, 0.10]
+Saliency      0.10 [0.10, 0.10]
 """
 
 from __future__ import annotations
@@ -48,6 +48,32 @@ SIZES = (0.05, 0.1, 0.2, 0.4)
 #: The columns of a faithfulness row, then those of ground truth.
 FAITHFULNESS = ("AI", "AD", "AG", "FF", "Fid-In", "SPS", "COMP", "MM")
 GROUND_TRUTH = ("precision", "recall", "f_measure")
+#: The methods of a comparison by display name (registry name, options). The gradient maps take fewer steps and
+#: samples than captum's defaults, and latent attribution fewer path steps than notebook 05, so that a table of
+#: every method over several conditions runs in a notebook on a CPU (notebook 06 checks the completeness gap).
+METHODS = {
+    "LMAC-ZS": ("lmac-zs", {}),
+    "L2I": ("l2i", {}),
+    "latent (IG)": ("latent", {"n_steps": 8}),
+    "Saliency": ("saliency", {}),
+    "Integrated Gradients": ("integrated-gradients", {"n_steps": 16}),
+    "SmoothGrad": ("smoothgrad", {"n_samples": 8}),
+    "GradCAM": ("gradcam", {}),
+    "random": ("random", {"fraction": 0.1}),
+}
+
+
+def explainers_for(model, names=None, **options) -> dict:
+    """The explainers of :data:`METHODS` (or the display names ``names``) built around ``model``, by display name;
+    ``options`` maps a display name to options that replace the defaults."""
+    from .explain import explainer
+
+    names = list(names or METHODS)
+    unknown = [n for n in names if n not in METHODS]
+    if unknown:
+        raise ValueError(f"unknown methods {unknown}; known: {list(METHODS)}.")
+    return {name: explainer(METHODS[name][0], model, **{**METHODS[name][1], **options.get(name, {})})
+            for name in names}
 
 
 def probabilities(model, magnitude: torch.Tensor, batch_size: int = 32) -> torch.Tensor:
@@ -126,7 +152,7 @@ class Comparison:
         """One metric, methods by conditions, each cell ``mean [low, high]``: what the notebook prints."""
         conditions = list(conditions or self.conditions)
         width = max(len(m) for m in self.methods) + 2
-        cell = 6 + 2 * (digits + 4)
+        cell = 9 + 2 * (digits + 4)  # room for two minus signs and a space between cells
         head = f"{metric + ('' if size is None else f' @ {size:.0%}'):<{width}}" + "".join(
             f"{c:>{cell}}" for c in conditions)
         rows = [head]
@@ -187,17 +213,19 @@ def compare(explainers: dict, model, conditions: dict, sizes=SIZES, by: str = "b
             result.seconds[name, method] = time.perf_counter() - start
             for size in (None, *sizes):
                 cut = explanation if size is None else explanation.at_size(size, by=by, seed=seed)
+                truth = ground_truth(cut, condition) if condition.get("masks") is not None else {}
                 result.per_clip[name, method, size] = {
-                    **{k: v.cpu() for k, v in faithfulness(model, cut, p).items()}, **ground_truth(cut, condition)}
+                    **{k: v.cpu() for k, v in faithfulness(model, cut, p).items()}, **truth}
             bar.update()
     bar.close()
     return result
 
 
 def randomisation(explainers: dict, model, waves: torch.Tensor, layers, target: torch.Tensor | None = None,
-                  seed: int = 0) -> dict[str, dict]:
+                  seed: int = 0, return_masks: bool = False) -> dict[str, dict]:
     """Cascading model randomisation of every explainer on the same clips and targets
-    (:func:`audiox.metrics.cascading_randomization`): ``{method: {"layers", "similarity" [1 + L, B]}}``.
+    (:func:`audiox.metrics.cascading_randomization`): ``{method: {"layers", "similarity" [1 + L, B]}}``
+    (and ``"masks"`` with ``return_masks``).
 
     Each explainer is re-built around the randomised copy (:meth:`~audiox.explain.Explainer.on`) and
     explains the class the *original* model predicts, so only the model changes.
@@ -205,5 +233,6 @@ def randomisation(explainers: dict, model, waves: torch.Tensor, layers, target: 
     if target is None:
         target = resolve_target(model, model.spectrogram(waves)[0])
     return {method: metrics.cascading_randomization(
-                model, layers, lambda m, e=explainer: e.on(m).explain(waves, target).mask, seed=seed)
+                model, layers, lambda m, e=explainer: e.on(m).explain(waves, target).mask, seed=seed,
+                return_masks=return_masks)
             for method, explainer in explainers.items()}

@@ -69,6 +69,7 @@ from .config import cache_dir
 from .data.hub import save_atomically
 from .models.train import fit
 from .zeroshot import PROMPT, class_embeddings, embed_waves, zero_shot
+from .zeroshot import logits as zero_shot_logits
 
 #: The paper's working point: about 90-100 active concepts of 2,000 for MS-CLAP.
 DEFAULT_L1 = 0.05
@@ -763,7 +764,7 @@ def fit_concept_head(
 
     def loss_fn(model, batch):
         emb, y = batch
-        return F.cross_entropy(logit_scale * model(emb) @ text.T, y)
+        return F.cross_entropy(zero_shot_logits(logit_scale, model(emb), text), y)
 
     evaluate = None
     if val_embeddings is not None:
@@ -830,17 +831,19 @@ def _hits(concept_weights, words, true_words_per_clip):
     return words, w, truth
 
 
-def concept_precision_at_k(concept_weights, words, true_words_per_clip, k: int = 5) -> float:
+def concept_precision_at_k(concept_weights, words, true_words_per_clip, k: int = 5, per_clip: bool = False):
     """Mean precision@k: the fraction of each clip's top-``k`` active concepts that are its own true words.
 
     ``true_words_per_clip`` holds one set per clip, e.g. the SynthSounds attribute words
     ``set(item["attributes"].values())``. Words match exactly, case-insensitively; a clip with
     fewer than ``k`` active concepts counts the empty slots as misses. Compare with
-    :func:`chance_precision_at_k`.
+    :func:`chance_precision_at_k`. ``per_clip=True`` gives each clip's precision ``[B]`` (for intervals).
 
     >>> w = torch.tensor([[0.5, 0.3, 0.0], [0.0, 0.1, 0.2]])
     >>> concept_precision_at_k(w, ["high", "rough", "soft"], [{"high", "soft"}, {"soft"}], k=2)
     0.5
+    >>> concept_precision_at_k(w, ["high", "rough", "soft"], [{"high", "soft"}, {"soft"}], k=2, per_clip=True)
+    tensor([0.5000, 0.5000])
     """
     words, w, truth = _hits(concept_weights, words, true_words_per_clip)
     values, indices = w.topk(min(k, w.shape[1]), dim=1)
@@ -848,10 +851,10 @@ def concept_precision_at_k(concept_weights, words, true_words_per_clip, k: int =
         sum(v > 0 and words[i] in t for v, i in zip(vs.tolist(), ix.tolist()))
         for vs, ix, t in zip(values, indices, truth)
     ]
-    return sum(hits) / (k * len(hits))
+    return torch.tensor(hits, dtype=torch.float32) / k if per_clip else sum(hits) / (k * len(hits))
 
 
-def chance_precision_at_k(concept_weights, words, true_words_per_clip, k: int = 5) -> float:
+def chance_precision_at_k(concept_weights, words, true_words_per_clip, k: int = 5, per_clip: bool = False):
     """Precision@k expected from a *permuted dictionary*: the same weights with the word labels shuffled.
 
     The baseline keeps everything but the link between a word and its direction: the same
@@ -869,4 +872,4 @@ def chance_precision_at_k(concept_weights, words, true_words_per_clip, k: int = 
     vocabulary = set(words)
     active = (w > 0).sum(dim=1).clamp(max=k).tolist()
     expected = [n * len(t & vocabulary) / len(words) for n, t in zip(active, truth)]
-    return sum(expected) / (k * len(expected))
+    return torch.tensor(expected, dtype=torch.float32) / k if per_clip else sum(expected) / (k * len(expected))

@@ -306,7 +306,7 @@ class Explainer:
         n_fft, hop = self.model.n_fft, self.model.hop_length
         length = (magnitude.shape[-1] - 1) * hop
         wave, residual = audio.listenable(magnitude, phase, mask.to(magnitude.dtype), n_fft, hop, length)
-        clip = audio.istft_with_phase(magnitude, phase, n_fft, hop, length)
+        clip = wave + residual  # the inverse STFT is linear: the two parts make the clip
         return Explanation(self.method, target, mask.detach(), wave, residual, scores.detach(), clip, magnitude,
                            phase, self.model.sample_rate, n_fft, hop, getattr(self.model, "classes", None),
                            dict(info or {}))

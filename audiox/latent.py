@@ -53,6 +53,7 @@ import torch
 import torch.nn.functional as F
 
 from . import audio
+from .batching import batched
 from .explain import Explainer, Explanation, resolve_target
 from .models.base import frozen, parameter_device, prepare_waves
 from .models.classifiers import encode_all, predict_latent
@@ -309,7 +310,8 @@ class LatentExplanation(Explanation):
     """An :class:`~audiox.explain.Explanation` synthesised from a codec's latent, at removal ratio ``ratio``.
 
     Besides the contract's fields (``scores`` are the attributions ``[B, C, F]``, ``mask`` the
-    effective mask of the decoded explanation, :func:`audiox.audio.effective_mask`): ``latent`` and
+    effective mask of the decoded explanation against the decoded residual,
+    :func:`audiox.audio.effective_mask`): ``latent`` and
     ``baseline`` ``[B, C, F]``, the ``codec`` and the model of the latent (``latent_model``).
     :meth:`at_ratio` re-synthesises at another ratio from the same attributions (a slider needs no
     new attribution); :meth:`explanation_latent` / :meth:`removed_latent` are the edited latents,
@@ -354,8 +356,8 @@ def _synthesised(out: LatentExplanation, ratio: float) -> LatentExplanation:
 
     wave = decoded(keep_top(out.latent, out.scores, ratio, out.baseline))
     residual = decoded(remove_top(out.latent, out.scores, ratio, out.baseline))
-    kept = audio.stft(wave, out.n_fft, out.hop_length).abs()
-    return replace(out, wave=wave, residual=residual, mask=audio.effective_mask(kept, out.magnitude),
+    kept, left = (audio.stft(x, out.n_fft, out.hop_length).abs() for x in (wave, residual))
+    return replace(out, wave=wave, residual=residual, mask=audio.effective_mask(kept, left),
                    info={**out.info, "ratio": ratio})
 
 
@@ -590,7 +592,6 @@ def _input_agreement(model, magnitude, scores, ratios, mode, seed, target) -> np
     edited = _edits(magnitude, scores, torch.zeros(()), ratios, mode, seed)  # the input's baseline: silence
 
     def predict_fn(m):
-        return torch.cat([model(chunk).softmax(dim=-1) for chunk in m.split(len(magnitude) * 4)])
+        return batched(lambda chunk: model(chunk).softmax(dim=-1), m, batch_size=len(magnitude) * 4)
 
-    with torch.no_grad():
-        return _agreement(predict_fn, edited, target)
+    return _agreement(predict_fn, edited, target)

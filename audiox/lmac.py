@@ -282,9 +282,9 @@ def train_decoder(
 
     def evaluate(model):
         fixed = torch.Generator().manual_seed(seed)  # the same pairs every epoch
-        losses = [lmac_loss(clap, model, val_clips[i], val_text, prompts_per_clip, weights, fixed)[0]
-                  for i in torch.arange(len(val_waves)).split(batch_size)]
-        return -float(torch.stack(losses).mean())
+        losses = batched(lambda i: lmac_loss(clap, model, val_clips[i], val_text, prompts_per_clip, weights, fixed)[0][None],
+                         torch.arange(len(val_waves)), batch_size=batch_size)
+        return -float(losses.mean())
 
     return fit(decoder, loss_fn, batches, epochs=epochs, lr=lr, evaluate=evaluate, seed=seed, progress=progress,
                desc="LMAC-ZS decoder", checkpoint=checkpoint)

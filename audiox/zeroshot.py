@@ -66,13 +66,17 @@ def logits(clap, audio_embeddings: torch.Tensor, text_embeddings: torch.Tensor) 
     """Zero-shot logits ``[B, C]``: ``logit_scale * cosine(audio, text)`` of L2-normalised embeddings.
 
     The one place the CLAP zero-shot classifier's logits are computed; a softmax over them gives
-    the class probabilities (:func:`zero_shot`), once.
+    the class probabilities (:func:`zero_shot`), once. ``clap`` is the model (its ``logit_scale``)
+    or the scale itself (a temperature being trained, or chosen).
 
     >>> class Scale: logit_scale = 10.0
     >>> logits(Scale(), torch.tensor([[1.0, 0.0]]), torch.tensor([[1.0, 0.0], [0.0, 1.0]]))
     tensor([[10.,  0.]])
+    >>> logits(2.0, torch.tensor([[1.0, 0.0]]), torch.tensor([[0.0, 1.0]]))
+    tensor([[0.]])
     """
-    return clap.logit_scale * audio_embeddings @ text_embeddings.to(audio_embeddings).T
+    scale = getattr(clap, "logit_scale", clap)
+    return scale * audio_embeddings @ text_embeddings.to(audio_embeddings).T
 
 
 def zero_shot(clap, audio_embeddings: torch.Tensor, text_embeddings: torch.Tensor) -> torch.Tensor:

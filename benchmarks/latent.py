@@ -23,12 +23,9 @@ import torch
 
 from audiox import latent
 from audiox.config import device as pick_device
+from audiox.data.speech import keyword_clips
 from audiox.models import zoo
-from results_io import result_path, write_result
-
-def _sync(device) -> None:
-    if torch.device(device).type == "cuda":
-        torch.cuda.synchronize()
+from results_io import result_path, sync, write_result
 
 
 def main(argv=None) -> dict:
@@ -40,7 +37,7 @@ def main(argv=None) -> dict:
     torch.set_num_threads(args.threads)
     device = pick_device(args.device)
     codec, classifier = zoo.load("tiny-codec", device), zoo.load("keyword-latent-cnn", device)
-    waves, _ = zoo.keyword_clips("test")
+    waves, _ = keyword_clips("test")
     z = latent.encode(codec, waves.to(device))
     base = latent.baseline_latent(codec, "noise", z)
     target = latent.predict(classifier, z).argmax(dim=-1)
@@ -53,10 +50,10 @@ def main(argv=None) -> dict:
         latent.attribute(classifier, z, method, target, base)  # warm-up
         times = []
         for _ in range(args.repeats):
-            _sync(device)
+            sync(device)
             start = time.perf_counter()
             scores = latent.attribute(classifier, z, method, target, base)
-            _sync(device)
+            sync(device)
             times.append(time.perf_counter() - start)
         ms = 1000 * statistics.median(times)
         keep, remove = (float(latent.fidelity(classifier, z, scores, base, (0.1,), mode, target=target)[0])
@@ -65,10 +62,10 @@ def main(argv=None) -> dict:
                      "top10_kept": round(keep, 3), "top10_removed": round(remove, 3)})
         print(f"{method:>21} {ms:>11.1f} {ms / len(z):>14.2f} {keep:>13.2f} {remove:>16.2f}")
     print(f"{'random positions':>21} {'':>11} {'':>14} {random['keep']:>13.2f} {random['remove']:>16.2f}")
-    _sync(device)
+    sync(device)
     start = time.perf_counter()
     curves = latent.fidelity_curves(codec, classifier, waves.to(device), seeds=(0, 1, 2), heard=True)
-    _sync(device)
+    sync(device)
     curve_seconds = time.perf_counter() - start
     print(f"fidelity curves (3 seeds, {len(curves.ratios)} ratios, input space and heard): {curve_seconds:.1f} s")
     result = {

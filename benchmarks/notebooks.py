@@ -43,10 +43,13 @@ def run(path: Path, inplace: bool, timeout: int) -> dict:
     nb.cells.append(nbformat.v4.new_code_cell(PROBE))
     client = NotebookClient(
         nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}},
-        # nbclient's Output-widget hook needs the widget state while it runs (KeyError without it);
-        # it is stripped before saving, since it would embed every player's audio in the file.
-        store_widget_state=True,
+        store_widget_state=True,  # stripped before saving: it would embed every player's audio in the file
     )
+    # nbclient mimics the Output widget by sending its state back to the kernel on the shell channel while it
+    # waits there for the cell's reply; now and then the reply never comes and the run stalls until the cell
+    # timeout (seen on cells that set a slider's value). Without the mimic, what a slider explorer draws goes
+    # to the cell's own output, which is also what a reader of the saved notebook should see.
+    client.widget_registry = {}
     start = time.perf_counter()
     client.execute()
     seconds = time.perf_counter() - start

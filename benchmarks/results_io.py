@@ -11,6 +11,12 @@ import torch
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
+def sync(device) -> None:
+    """Wait for a GPU's queued work, so a timer measures it (a no-op on the CPU)."""
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize()
+
+
 def result_path(name: str, device) -> Path:
     """``results/<name>-gpu.json`` for a CUDA device, ``results/<name>-cpu.json`` otherwise."""
     return RESULTS / f"{name}-{'gpu' if torch.device(device).type == 'cuda' else 'cpu'}.json"

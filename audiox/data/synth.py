@@ -491,7 +491,7 @@ def make_mixture(
     ``wave``; ``masks`` with the same keys -> ground-truth magnitude ratio masks ``[F, T]``,
     M_k = |S_k| / (sum_j |S_j| + 1e-8) on :func:`audiox.audio.magnitude_phase` (n_fft 512,
     hop 128), each in [0, 1] and summing to 1 wherever there is energy; ``distractor_label``,
-    ``distractor_name``, ``noise_color``, ``snr_db``, ``noise_db``.
+    ``distractor_name``, ``distractor_attributes``, ``noise_color``, ``snr_db``, ``noise_db``.
 
     >>> mix = make_mixture("whistle", "engine", seed=1, snr_db=5.0)
     >>> mix["label_name"], mix["distractor_name"]
@@ -527,6 +527,7 @@ def make_mixture(
         masks=dict(zip(sources, ratio_masks(torch.stack(list(sources.values()))))),
         distractor_label=other["label"],
         distractor_name=other["label_name"],
+        distractor_attributes=other["attributes"],
         noise_color=noise_color,
         snr_db=float(snr_db),
         noise_db=float(noise_db),
@@ -664,8 +665,9 @@ def comparison_conditions(split: str = "test", n_per_class: int = 3, snrs_db=(10
     white noise at ``noise_snr_db``; every source with its ground-truth ratio mask.
 
     Each condition: ``waves`` ``[B, T]``, ``labels`` ``[B]`` (the event's class), ``distractor_labels``
-    ``[B]`` (-1 where there is none) and ``masks`` ``{"event", "distractor", "noise"} -> [B, F, T']`` (a
-    source that is absent is all zeros). The mixtures are :func:`make_mixture` (event against
+    ``[B]`` (-1 where there is none), ``masks`` ``{"event", "distractor", "noise"} -> [B, F, T']`` (a
+    source that is absent is all zeros) and ``words``, each clip's true attribute words (its event's, and
+    its distractor's where there is one). The mixtures are :func:`make_mixture` (event against
     distractor + faint noise at the SNR); a clip's seed fixes its event, so clip ``i`` holds the same
     event in every condition (rescaled), and the same distractor at every SNR. The noisy clips are the
     clean events with white noise (:func:`add_background`).
@@ -676,9 +678,10 @@ def comparison_conditions(split: str = "test", n_per_class: int = 3, snrs_db=(10
     """
     events = SynthSounds(split, n_per_class)
     waves, labels = events.waves(), events.labels
+    words = [set(events[i]["attributes"].values()) for i in range(len(events))]
     none = torch.full_like(labels, -1)
     zeros = torch.zeros(len(waves), *ratio_masks(waves[:1])[0].shape[-2:])
-    out = {"clean": {"waves": waves, "labels": labels, "distractor_labels": none,
+    out = {"clean": {"waves": waves, "labels": labels, "distractor_labels": none, "words": words,
                      "masks": {"event": ratio_masks(waves[None])[0], "distractor": zeros, "noise": zeros}}}
     for snr in snrs_db:
         mixed = SynthSounds(split, n_per_class, mixtures=True, snr_db=float(snr), seed=seed)
@@ -686,10 +689,11 @@ def comparison_conditions(split: str = "test", n_per_class: int = 3, snrs_db=(10
         out[f"mixed {snr:g} dB"] = {
             "waves": mixed.waves(), "labels": mixed.labels,
             "distractor_labels": torch.tensor([item["distractor_label"] for item in items]),
+            "words": [set(item["attributes"].values()) | set(item["distractor_attributes"].values()) for item in items],
             "masks": {k: torch.stack([item["masks"][k] for item in items]) for k in ("event", "distractor", "noise")}}
     noise = torch.randn(waves.shape, generator=torch.Generator().manual_seed(seed))
     noisy = add_background(waves, noise, noise_snr_db)
     out[f"white noise {noise_snr_db:g} dB"] = {
-        "waves": noisy["wave"], "labels": labels, "distractor_labels": none,
+        "waves": noisy["wave"], "labels": labels, "distractor_labels": none, "words": words,
         "masks": {"event": noisy["masks"]["event"], "distractor": zeros, "noise": noisy["masks"]["background"]}}
     return out

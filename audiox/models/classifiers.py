@@ -1,7 +1,7 @@
 """Classifiers to explain: a small CNN on log-mel whose hidden layers can be read.
 
-The Classifier contract mirrors the Clap one, so a mask on the *linear* STFT magnitude reaches
-the logits through the model's own front end:
+The Classifier contract (:class:`audiox.models.base.Classifier`) mirrors the Clap one, so a mask on
+the *linear* STFT magnitude reaches the logits through the model's own front end:
 
 * ``spectrogram(wave) -> (magnitude, phase)``, each ``[B, F, T]``: where masks live;
 * ``spec_to_logits(magnitude) -> [B, n_classes]``, differentiable; ``model(wave)`` equals
@@ -28,28 +28,15 @@ torch.Size([2, 3])
 
 from __future__ import annotations
 
-from typing import Protocol, Sequence, runtime_checkable
+from typing import Sequence
 
 import torch
 from torch import nn
 
 from .. import audio
-from .base import SpectrogramModel
+from ..batching import batched
+from .base import Classifier, SpectrogramModel, parameter_device  # noqa: F401  (Classifier: the contract, re-exported)
 from .train import History, fit, minibatches, random_gain_and_shift
-
-
-@runtime_checkable
-class Classifier(Protocol):
-    sample_rate: int
-    classes: list[str]
-    n_fft: int
-    hop_length: int
-
-    def spectrogram(self, wave: torch.Tensor, sample_rate: int | None = None) -> tuple[torch.Tensor, torch.Tensor]: ...
-
-    def spec_to_logits(self, magnitude: torch.Tensor) -> torch.Tensor: ...
-
-    def audio_features(self, wave: torch.Tensor, sample_rate: int | None = None) -> list[torch.Tensor]: ...
 
 
 class LogMelCNN(nn.Module):
@@ -208,14 +195,12 @@ class LatentClassifier(nn.Module):
 
 def spectrograms(model, waves: torch.Tensor, sample_rate: int | None = None, batch_size: int = 256) -> torch.Tensor:
     """Linear magnitudes ``[N, F, T]`` of many clips, on the model's device, computed batch by batch."""
-    with torch.no_grad():
-        return torch.cat([model.spectrogram(chunk, sample_rate)[0] for chunk in waves.split(batch_size)])
+    return batched(lambda chunk: model.spectrogram(chunk, sample_rate)[0], waves, batch_size=batch_size)
 
 
 def predict_logits(model, magnitude: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
     """Logits ``[N, n_classes]`` of many magnitudes, in batches, without gradients."""
-    with torch.no_grad():
-        return torch.cat([model.spec_to_logits(chunk) for chunk in magnitude.split(batch_size)])
+    return batched(model.spec_to_logits, magnitude, batch_size=batch_size)
 
 
 def accuracy(logits: torch.Tensor, labels: torch.Tensor, k: int = 1) -> float:
@@ -285,17 +270,14 @@ def train_classifier(
     )
 
 
-@torch.no_grad()
 def encode_all(codec, waves: torch.Tensor, batch_size: int = 64, sample_rate: int | None = None) -> torch.Tensor:
     """Latents ``[N, C, F]`` of many clips ``[N, T]`` through ``codec.encode``, batch by batch, without gradients."""
-    return torch.cat([codec.encode(chunk, sample_rate) for chunk in torch.atleast_2d(waves).split(batch_size)])
+    return batched(lambda chunk: codec.encode(chunk, sample_rate), torch.atleast_2d(waves), batch_size=batch_size)
 
 
 def predict_latent(classifier, latent: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
     """Logits ``[N, n_classes]`` of many latents ``[N, C, F]``, in batches, without gradients."""
-    with torch.no_grad():
-        device = next(classifier.parameters()).device
-        return torch.cat([classifier(chunk.to(device)) for chunk in latent.split(batch_size)])
+    return batched(classifier, latent, batch_size=batch_size, device=parameter_device(classifier))
 
 
 def train_latent_classifier(
@@ -341,8 +323,7 @@ def train_latent_classifier(
     if len(train_waves) < batch_size:
         raise ValueError(f"{len(train_waves)} training clips is fewer than batch_size={batch_size}; lower batch_size.")
     if resynthesised:
-        with torch.no_grad():
-            copies = torch.cat([codec.reconstruct(chunk) for chunk in train_waves.split(batch_size)])
+        copies = batched(codec.reconstruct, train_waves, batch_size=batch_size)
         train_waves, train_labels = torch.cat([train_waves, copies]), torch.cat([train_labels, train_labels])
     val_latent, val_labels = encode_all(codec, val_waves.to(device)), val_labels.to(device)
     max_samples = int(max_shift * codec.sample_rate)

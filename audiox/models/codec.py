@@ -37,7 +37,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import audio, metrics
-from .base import SpectrogramModel
+from ..batching import batched
+from .base import SpectrogramModel, prepare_waves
 
 
 @runtime_checkable
@@ -150,27 +151,14 @@ def reconstruction_quality(
     listener mostly hears. Clips are validated and, when ``sample_rate`` is given and differs
     from the codec's, resampled (with a warning); they are run in batches of ``batch_size``.
     """
-    waves = torch.as_tensor(waves) if not isinstance(waves, torch.Tensor) else waves
-    waves = audio.validate(
-        torch.atleast_2d(waves),
-        sample_rate or codec.sample_rate,
-        expected_sample_rate=codec.sample_rate,
-        resample_to_expected=True,
-        batched=True,
-        name="waves",
-    )
-    if batch_size < 1:
-        raise ValueError(f"batch_size is {batch_size}; use a positive number of clips per batch, e.g. 32.")
-    si_sdr, lsd = [], []
-    for batch in waves.split(batch_size):
+    waves = prepare_waves(torch.atleast_2d(torch.as_tensor(waves)), sample_rate, codec.sample_rate, min_seconds=0.1,
+                          name="waves")
+    def scores(batch):
         estimate = reconstruct(codec, batch).float().to(batch.device)
-        si_sdr.append(metrics.si_sdr(estimate, batch))
-        lsd.append(log_spectral_distance(estimate, batch, n_fft, hop_length))
-    return {
-        "si_sdr": float(torch.cat(si_sdr).mean()),
-        "lsd": float(torch.cat(lsd).mean()),
-        "clips": int(waves.shape[0]),
-    }
+        return metrics.si_sdr(estimate, batch), log_spectral_distance(estimate, batch, n_fft, hop_length)
+
+    si_sdr, lsd = batched(scores, waves, batch_size=batch_size)
+    return {"si_sdr": float(si_sdr.mean()), "lsd": float(lsd.mean()), "clips": int(waves.shape[0])}
 
 
 # ---------------------------------------------------------------------------------------------

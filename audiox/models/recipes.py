@@ -78,7 +78,9 @@ def contrastive_loss(audio_emb, text_emb, relevant, logit_scale) -> torch.Tensor
     >>> float(contrastive_loss(e, e, torch.eye(3, dtype=torch.bool), 100.0)) < 1e-3
     True
     """
-    logits = logit_scale * text_emb @ audio_emb.T  # [captions, clips]
+    from ..zeroshot import logits as similarity_logits
+
+    logits = similarity_logits(logit_scale, text_emb, audio_emb)  # [captions, clips]
     target = relevant.float()
     text_to_audio = -(target / target.sum(1, keepdim=True) * logits.log_softmax(dim=1)).sum(1).mean()
     audio_to_text = -(target.T / target.T.sum(1, keepdim=True) * logits.T.log_softmax(dim=1)).sum(1).mean()
