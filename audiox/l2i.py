@@ -162,7 +162,6 @@ def train_interpreter(
     if by_design and (train_labels is None or val_labels is None):
         raise ValueError("by_design=True trains the classifier too: pass train_labels and val_labels.")
     layers, n_frames = interpreter.layers, train_magnitude.shape[-1]
-    frozen = None
     if not by_design:
         classifier.eval()
         frozen_logits, frozen_maps = batched(lambda m: features(classifier, m, layers), train_magnitude,

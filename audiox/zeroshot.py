@@ -24,6 +24,9 @@ course's Classifier contract, so every explanation method can explain a zero-sho
 >>> model = ZeroShotClassifier(clap, ["siren", "bird"])
 >>> model(torch.randn(3, 16000) * 0.1).shape                # logits [B, classes]
 torch.Size([3, 2])
+>>> from audiox.models.base import Classifier
+>>> isinstance(model, Classifier), [tuple(h.shape[1:2]) for h in model.audio_features(torch.randn(16000) * 0.1)]
+(True, [(16,), (32,), (64,), (128,)])
 """
 
 from __future__ import annotations
@@ -135,6 +138,10 @@ class ZeroShotClassifier(nn.Module):
         """Logits and the audio encoder's hidden maps, shallow to deep, in one pass."""
         embedding, hidden = self.clap.embedding_and_hidden(magnitude)
         return logits(self.clap, embedding, self.text_embeddings), hidden
+
+    def audio_features(self, wave, sample_rate: int | None = None) -> list[torch.Tensor]:
+        """The audio encoder's hidden maps of a clip or batch, shallow to deep (as ``Clap.audio_features``)."""
+        return self.clap.audio_features(wave, sample_rate)
 
     def prompt_embeddings(self, prompts) -> torch.Tensor:
         """L2-normalised text embeddings ``[P, D]`` of free-text prompts, on the model's device."""

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from audiox import compare, gradients, lmac, metrics, zeroshot
+from audiox import compare, gradients, lmac, zeroshot
 from audiox.data.synth import CLASSES, SynthSounds, evaluation_conditions
 from audiox.models import zoo
 from audiox.models.clap import TinyClap

@@ -143,3 +143,14 @@ def test_shared_seams_are_used_not_rewritten():
     assert logit_scale_products == [], logit_scale_products
     loops = [n for n, s in sources.items() if ".split(batch_size)]" in s]
     assert loops == [], loops
+
+
+def test_every_recipes_training_data_builds():
+    """Each recipe's data step runs (a recipe is only run by `make zoo`: a broken import would wait there)."""
+    magnitude, captions, words = recipes._clap_corpus("val")
+    assert len(magnitude) == len(captions) == len(words) > 0
+    assert recipes.lmac_training_clips("val", n_per_class=1).shape[-1] == 32_000
+    assert set(recipes.codec_clips("val")) == {"keywords", "synth"}
+    waves, labels = recipes.l2i_clips("val")
+    assert len(waves) == len(labels) == 100
+    assert recipes.l2i_model("l2i-tiny-clap").n_classes == recipes.l2i_model("l2i-synth-cnn").n_classes == 10

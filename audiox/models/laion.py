@@ -42,7 +42,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .. import audio, config
+from .. import config
 from ..data import hub
 from .clap import ClapBase
 

@@ -46,9 +46,8 @@ def _clap_corpus(split: str, seconds: float = 2.0):
     Returns magnitudes ``[N, F, T]``, each clip's captions, and the words that describe each clip.
     """
     from ..data.base import stack
-    from ..data.speech import Keywords
+    from ..data.speech import Keywords, keyword_captions
     from ..data.synth import SynthSounds
-
     from ..zeroshot import item_words
 
     parts = [SynthSounds(split=split), SynthSounds(split=split, mixtures=True, snr_db=6.0, n_per_class=10, seed=1)]
