@@ -6,6 +6,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
@@ -78,6 +79,7 @@ def test_listen_and_plot(zero_shot, waves):
     assert len(row.children) == 3 and [c.children[0].value for c in row.children][0] == "<b>clip</b>"
     ax = out.plot(1)
     assert "GradCAM" in ax.get_title() and len(ax.figure.axes) == 2  # the overlay and its colour bar
+    plt.close(ax.figure)
 
 
 def test_registry_is_data_and_every_entry_builds():
