@@ -135,6 +135,22 @@ def energy_shares(explanation: Explanation, condition: dict) -> dict[str, torch.
             for name, source in condition["masks"].items()}
 
 
+def follows_the_question(explainer, condition: dict, size: float = 0.1) -> dict[str, torch.Tensor]:
+    """Does the explanation move to the source that is asked about? On the condition's clips with a distractor,
+    explain the event's class, then the distractor's, each cut to its top ``size`` of bins, and measure the share
+    of the kept energy on each source (:func:`energy_shares`), per clip ``[B]``: ``"event, asked event"``,
+    ``"distractor, asked distractor"``, and ``"moved"``, how much more of the explanation lies on the distractor
+    when it is the one asked about (0 for an explanation that ignores the question)."""
+    has = condition["distractor_labels"] >= 0
+    clips = {k: (v[has] if torch.is_tensor(v) else {n: m[has] for n, m in v.items()} if isinstance(v, dict) else v)
+             for k, v in condition.items() if k in ("waves", "labels", "distractor_labels", "masks")}
+    shares = {question: energy_shares(explainer.explain(clips["waves"], clips[key]).at_size(size), clips)
+              for question, key in (("event", "labels"), ("distractor", "distractor_labels"))}
+    return {"event, asked event": shares["event"]["event"],
+            "distractor, asked distractor": shares["distractor"]["distractor"],
+            "moved": shares["distractor"]["distractor"] - shares["event"]["distractor"]}
+
+
 @dataclass
 class Comparison:
     """The measurements of :func:`compare`: ``per_clip[condition, method, size]`` is a dict of per-clip tensors

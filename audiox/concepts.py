@@ -789,17 +789,18 @@ def zero_shot_vs_sparsity(
 ) -> dict:
     """Zero-shot accuracy of recomposed embeddings against sparsity, one row per ``l1``.
 
-    Returns ``{"dense_accuracy": float, "rows": [{"l1", "mean_l0", "accuracy", "cosine"}, ...]}``:
-    the accuracy of the original embeddings, then per ``l1`` the mean number of active concepts
-    (L0), the accuracy of the recomposed embeddings, and their mean cosine with the originals.
-    Class prompts use ``prompt`` ("the sound of a {}").
+    Returns ``{"dense_accuracy": float, "dense_hits": [N], "rows": [{"l1", "mean_l0", "accuracy", "hits",
+    "cosine"}, ...]}``: the accuracy of the original embeddings, then per ``l1`` the mean number of active
+    concepts (L0), the accuracy of the recomposed embeddings, and their mean cosine with the originals.
+    ``hits`` are the per-clip right (1) or wrong (0) predictions, for bootstrap intervals
+    (:func:`audiox.metrics.bootstrap`). Class prompts use ``prompt`` ("the sound of a {}").
     """
     z = F.normalize(torch.as_tensor(embeddings).float(), dim=-1)
     labels = torch.as_tensor(labels).to(z.device)
     text = class_embeddings(clap, list(classes), templates=(prompt,)).to(z.device)
 
-    def accuracy(e):
-        return float((zero_shot(clap, e, text).argmax(dim=-1) == labels).float().mean())
+    def hits(e):
+        return (zero_shot(clap, e, text).argmax(dim=-1) == labels).float().cpu()
 
     centred = _validate_embeddings(centre(z, audio_mean), _vectors(dictionary).shape[-1])
     rows, solution = [], None
@@ -809,13 +810,16 @@ def zero_shot_vs_sparsity(
         _warn_unconverged(solution.converged, 1000)
         weights = solution.concept_weights
         recomposed = recompose(weights, dictionary, audio_mean)
+        right = hits(recomposed)
         rows.append({
             "l1": float(l1),
             "mean_l0": float((weights > 0).sum(dim=1).float().mean()),
-            "accuracy": accuracy(recomposed),
+            "accuracy": float(right.mean()),
+            "hits": right,
             "cosine": float((recomposed * z).sum(dim=-1).mean()),
         })
-    return {"dense_accuracy": accuracy(z), "rows": rows}
+    dense = hits(z)
+    return {"dense_accuracy": float(dense.mean()), "dense_hits": dense, "rows": rows}
 
 
 

@@ -298,12 +298,20 @@ def removal_drop(classifier, magnitude: torch.Tensor, mask: torch.Tensor, target
     return (before.gather(1, index) - after.gather(1, index))[:, 0]
 
 
-def random_components(chosen: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-    """As many components per clip as ``chosen`` has, drawn at random: the baseline for faithfulness.
+def random_components(chosen: torch.Tensor, generator: torch.Generator | None = None,
+                      candidates: torch.Tensor | None = None) -> torch.Tensor:
+    """As many components per clip as ``chosen`` has, drawn at random among ``candidates`` (boolean ``[B, K]``,
+    default: all): the baseline for faithfulness. Draw among the clip's *active* components
+    (``activations.sum(-1) > 0``): an inactive component is silent, and removing it removes nothing, so a
+    control drawn among all of them would flatter the interpretation.
 
     >>> random_components(torch.tensor([[True, True, False, False, False]])).sum().item()
     2
+    >>> random_components(torch.tensor([[True, False, False, False]]), candidates=torch.tensor([[False, False, True, False]])).tolist()
+    [[False, False, True, False]]
     """
     scores = torch.rand(chosen.shape, generator=generator).to(chosen.device)
+    if candidates is not None:
+        scores = torch.where(candidates.to(chosen.device), scores, -1.0)  # non-candidates rank last
     order = scores.argsort(dim=-1, descending=True).argsort(dim=-1)  # rank of each component
     return order < chosen.sum(dim=-1, keepdim=True)

@@ -428,21 +428,24 @@ class LatentAttribution(Explainer):
 # fidelity curves: does the ranking matter?
 # ---------------------------------------------------------------------------------------------
 
-def _agreement(predict_fn, edited: list[torch.Tensor], target: torch.Tensor) -> np.ndarray:
-    """Fraction of clips predicted as ``target`` for each edited batch; all batches go through in one call."""
+def _agreement(predict_fn, edited: list[torch.Tensor], target: torch.Tensor, per_clip: bool = False) -> np.ndarray:
+    """Fraction of clips predicted as ``target`` for each edited batch (``per_clip``: each clip's 0 or 1,
+    ``[ratios, B]``); all batches go through in one call."""
     preds = predict_fn(torch.cat(edited)).argmax(dim=-1).view(len(edited), -1)
-    return (preds == target.to(preds.device)).float().mean(dim=1).cpu().numpy()
+    agree = (preds == target.to(preds.device)).float()
+    return (agree if per_clip else agree.mean(dim=1)).cpu().numpy()
 
 
 def fidelity(classifier, latent: torch.Tensor, attributions: torch.Tensor | None, baseline: torch.Tensor,
              ratios=RATIOS, mode: str = "keep", seed: int = 0, target: torch.Tensor | None = None,
-             codec=None) -> np.ndarray:
+             codec=None, per_clip: bool = False) -> np.ndarray:
     """Agreement with the original prediction when the top (``attributions``) or random (``None``) entries are kept
     or removed, one value per ratio.
 
     ``mode="keep"`` keeps the fraction and puts the baseline elsewhere (high agreement at small
     ratios means the few kept entries carry the decision); ``mode="remove"`` replaces the fraction
     (low agreement at small ratios means they were needed). ``seed`` draws the random positions.
+    ``per_clip=True`` gives each clip's agreement, ``[len(ratios), B]`` (for intervals over clips).
     With a ``codec``, each edited latent is decoded and encoded again before it is classified: the
     agreement of the explanation *as heard*, codec artefacts included.
 
@@ -457,18 +460,19 @@ def fidelity(classifier, latent: torch.Tensor, attributions: torch.Tensor | None
     if target is None:
         target = predict(classifier, latent).argmax(dim=-1)
     if codec is None:
-        return _agreement(lambda z: predict(classifier, z), edited, target)
+        return _agreement(lambda z: predict(classifier, z), edited, target, per_clip)
     length = max(int(round((latent.shape[-1] - 1) / codec.frame_rate * codec.sample_rate)), 1)
 
     def heard(z):
         return predict(classifier, _fit_frames(encode_all(codec, synthesize(codec, z, length)), z.shape[-1]))
 
-    return _agreement(heard, edited, target)
+    return _agreement(heard, edited, target, per_clip)
 
 
 @dataclass
 class FidelityCurves:
-    """Agreement with the original prediction, per seed: ``curves[mode][series]`` is ``[seeds, len(ratios)]``.
+    """Agreement with the original prediction, per seed: ``curves[mode][series]`` is ``[seeds, len(ratios)]``,
+    and ``per_clip[mode][series]`` each clip's agreement, ``[seeds, len(ratios), clips]``.
 
     ``mode`` is ``keep`` or ``remove``; the series are ``latent, attributed``, ``latent, random``
     and, when measured, ``input, attributed`` and ``input, random`` (and ``latent, attributed,
@@ -480,6 +484,14 @@ class FidelityCurves:
     method: str
     baseline: str
     seeds: tuple
+    per_clip: dict = field(default_factory=dict)
+
+    def interval(self, ratio: float, mode: str, series: str):
+        """The bootstrap 95% interval over clips of the agreement at one ratio (each clip averaged over seeds)."""
+        from .metrics import bootstrap
+
+        i = list(self.ratios).index(ratio)
+        return bootstrap(torch.as_tensor(self.per_clip[mode][series][:, i].mean(axis=0)))
 
     def at(self, ratio: float, mode: str) -> dict[str, tuple[float, float]]:
         """``{series: (mean, std)}`` of the agreement at one ratio (one of :attr:`ratios`)."""
@@ -487,12 +499,16 @@ class FidelityCurves:
         return {name: (float(v[:, i].mean()), float(v[:, i].std())) for name, v in self.curves[mode].items()}
 
     def table(self, ratio: float = 0.1) -> str:
-        """The curves at one ratio as a fixed-width text table (what the notebooks print and nbval checks)."""
+        """The curves at one ratio as a fixed-width text table (what the notebooks print and nbval checks): mean and
+        standard deviation over seeds, and the bootstrap 95% interval over clips when they were kept."""
+        clips = next(iter(next(iter(self.per_clip.values())).values())).shape[-1] if self.per_clip else None
         lines = [f"agreement with the original prediction at {ratio:.0%} ({self.method}, baseline {self.baseline}, "
-                 f"mean +- std over {len(self.seeds)} seeds)"]
+                 f"mean +- std over {len(self.seeds)} seeds" + (f", [95% interval over {clips} clips])" if clips else ")")]
         for mode, label in (("keep", "kept"), ("remove", "removed")):
             for name, (mean, std) in self.at(ratio, mode).items():
-                lines.append(f"  {label:8s} {name:26s} {mean:.3f} +- {std:.3f}")
+                interval = self.interval(ratio, mode, name) if self.per_clip else None
+                lines.append(f"  {label:8s} {name:26s} {mean:.3f} +- {std:.3f}"
+                             + (f"  [{interval.low:.2f}, {interval.high:.2f}]" if interval else ""))
         return "\n".join(lines)
 
     def plot(self, axes=None):
@@ -526,7 +542,7 @@ def fidelity_curves(codec, classifier, waves: torch.Tensor, *, method: str = "in
     target = predict(classifier, latent).argmax(dim=-1)
     curves = {"keep": {}, "remove": {}}
 
-    def add(mode, name, values):
+    def add(mode, name, values):  # values: each clip's agreement, [ratios, clips]
         curves[mode].setdefault(name, []).append(values)
 
     if input_space:  # the spectrogram model and its attributions do not depend on the seed: built once
@@ -539,18 +555,22 @@ def fidelity_curves(codec, classifier, waves: torch.Tensor, *, method: str = "in
         base = baseline_latent(codec, baseline, latent, reference=reference, seed=seed)
         scores = attribute(classifier, latent, method, target, base, seed=seed, **options)
         for mode in ("keep", "remove"):
-            add(mode, "latent, attributed", fidelity(classifier, latent, scores, base, ratios, mode, seed, target))
-            add(mode, "latent, random", fidelity(classifier, latent, None, base, ratios, mode, seed, target))
+            add(mode, "latent, attributed", fidelity(classifier, latent, scores, base, ratios, mode, seed, target,
+                                                     per_clip=True))
+            add(mode, "latent, random", fidelity(classifier, latent, None, base, ratios, mode, seed, target,
+                                                 per_clip=True))
             if heard:
                 add(mode, "latent, attributed, heard",
-                    fidelity(classifier, latent, scores, base, ratios, mode, seed, target, codec=codec))
+                    fidelity(classifier, latent, scores, base, ratios, mode, seed, target, codec=codec, per_clip=True))
         if input_space:
             for mode in ("keep", "remove"):
                 add(mode, "input, attributed",
-                    _input_agreement(model, magnitude, input_scores, ratios, mode, seed, target))
-                add(mode, "input, random", _input_agreement(model, magnitude, None, ratios, mode, seed, target))
-    curves = {mode: {name: np.stack(v) for name, v in series.items()} for mode, series in curves.items()}
-    return FidelityCurves(tuple(ratios), curves, method, baseline, tuple(seeds))
+                    _input_agreement(model, magnitude, input_scores, ratios, mode, seed, target, per_clip=True))
+                add(mode, "input, random",
+                    _input_agreement(model, magnitude, None, ratios, mode, seed, target, per_clip=True))
+    per_clip = {mode: {name: np.stack(v) for name, v in series.items()} for mode, series in curves.items()}
+    curves = {mode: {name: v.mean(axis=-1) for name, v in series.items()} for mode, series in per_clip.items()}
+    return FidelityCurves(tuple(ratios), curves, method, baseline, tuple(seeds), per_clip)
 
 
 def _input_model(codec, classifier, phase: torch.Tensor, length: int, n_fft: int, hop_length: int):
@@ -588,10 +608,10 @@ def input_fidelity(codec, classifier, waves: torch.Tensor, ratios=RATIOS, mode: 
     return _input_agreement(model, magnitude, scores, ratios, mode, seed, target)
 
 
-def _input_agreement(model, magnitude, scores, ratios, mode, seed, target) -> np.ndarray:
+def _input_agreement(model, magnitude, scores, ratios, mode, seed, target, per_clip: bool = False) -> np.ndarray:
     edited = _edits(magnitude, scores, torch.zeros(()), ratios, mode, seed)  # the input's baseline: silence
 
     def predict_fn(m):
         return batched(lambda chunk: model(chunk).softmax(dim=-1), m, batch_size=len(magnitude) * 4)
 
-    return _agreement(predict_fn, edited, target)
+    return _agreement(predict_fn, edited, target, per_clip)

@@ -57,8 +57,9 @@ from .models.train import History, fit, minibatches
 from .zeroshot import logits as zero_shot_logits
 
 #: Loss weights: similarity (logit units), mask size for prompts the model hears (alpha) and does
-#: not hear (gamma, the diversity term), masked-out. Tuned on SynthSounds with tiny-clap.
-WEIGHTS = {"similarity": 1.0, "alpha": 1.0, "gamma": 6.0, "masked_out": 1.0}
+#: not hear (gamma, the diversity term), masked-out, and the absence term of mixtures with known sources
+#: (used only when sources are given). Tuned on SynthSounds with tiny-clap.
+WEIGHTS = {"similarity": 1.0, "alpha": 1.0, "gamma": 6.0, "masked_out": 1.0, "absence": 1.0}
 
 
 class MaskDecoder(nn.Module):
@@ -187,7 +188,8 @@ def pair_prompts(logits: torch.Tensor, k: int, generator: torch.Generator | None
 
 
 def lmac_loss(clap, decoder: MaskDecoder, clips: Encoded, text: torch.Tensor, prompts_per_clip: int = 4,
-              weights: dict | None = None, generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict]:
+              weights: dict | None = None, generator: torch.Generator | None = None,
+              sources: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[torch.Tensor, dict]:
     """The LMAC-ZS loss of ``B`` encoded clips against ``P`` prompt embeddings ``[P, D]``.
 
     Each clip is paired with ``prompts_per_clip`` prompts: the one the model picks, the runner-up,
@@ -195,7 +197,18 @@ def lmac_loss(clap, decoder: MaskDecoder, clips: Encoded, text: torch.Tensor, pr
     ``B x prompts_per_clip`` masked passes through the encoder instead of ``B x P``. The relevance
     ``r`` of a pair is still the zero-shot probability over all ``P`` prompts.
 
-    Returns the loss and its parts (floats, for the progress bar and the notebook).
+    ``sources`` (an addition of this course, not of the paper): for mixtures of two sounds whose
+    sources are known, ``(classes [B, 2], alone [B, 2, D])``, the class of each source (the index of
+    its prompt in ``text``; -1 where a clip has no second source) and the embedding of each source
+    heard alone. The **absence** term asks the mask for one source's prompt to leave out the other:
+    on the clip masked for source a's prompt, the logit of source b's prompt may be no higher than on
+    source a alone, ``max(s^in(M_a X, t_b) - s(a, t_b), 0)`` in logit units like the similarity term
+    (a squared hinge, tried first, outweighed every other term several times over), for both orders.
+
+    Returns the loss and its parts (floats, for the progress bar and the notebook): the weighted terms
+    ``similarity``, ``mask size``, ``masked-out`` (and ``absence``), which add up to the loss, and two
+    diagnostics that are not terms: the mean mask for prompts the model hears (``r > 0.5``) and for
+    the others.
     """
     w = {**WEIGHTS, **(weights or {})}
     scale = clap.logit_scale
@@ -223,12 +236,34 @@ def lmac_loss(clap, decoder: MaskDecoder, clips: Encoded, text: torch.Tensor, pr
     picked = masks.reshape(B, k, *masks.shape[-2:])[:, 0]
     q = zero_shot_logits(clap, clap.spec_to_embedding((1 - picked) * magnitude), text).softmax(dim=-1)
     masked_out = -torch.log1p(-q.gather(1, prompt[:, :1]).clamp(max=1 - 1e-6)).mean()
-    loss = w["similarity"] * similarity + size_term + w["masked_out"] * masked_out
+    terms = {"similarity": w["similarity"] * similarity, "mask size": size_term,
+             "masked-out": w["masked_out"] * masked_out}
+    if sources is not None:
+        terms["absence"] = w["absence"] * _absence(clap, decoder, clips, text, original / scale, *sources)
+    loss = sum(terms.values())
     hears = r > 0.5
-    parts = {"similarity": similarity.item(), "masked_out": masked_out.item(),
-             "mask_heard": size[hears].mean().item() if hears.any() else float("nan"),
-             "mask_not_heard": size[~hears].mean().item() if (~hears).any() else float("nan")}
+    parts = {name: term.item() for name, term in terms.items()} | {
+        "mask mean, heard": size[hears].mean().item() if hears.any() else float("nan"),
+        "mask mean, not heard": size[~hears].mean().item() if (~hears).any() else float("nan")}
     return loss, parts
+
+
+def _absence(clap, decoder: MaskDecoder, clips: Encoded, text: torch.Tensor, cosine: torch.Tensor,
+             classes: torch.Tensor, alone: torch.Tensor) -> torch.Tensor:
+    """The absence term of :func:`lmac_loss` for the clips with two known sources (0 when there are none)."""
+    classes, alone = classes.to(cosine.device), alone.to(cosine.device)
+    mixture = (classes >= 0).all(dim=1).nonzero().flatten()
+    if len(mixture) == 0:
+        return cosine.new_zeros(())
+    clip = mixture.repeat_interleave(2)                                   # each mixture twice: mask for a, then b
+    asked = classes[mixture].flatten()                                    # [a0, b0, a1, b1, ...]
+    other = classes[mixture].flip(1).flatten()                            # [b0, a0, b1, a1, ...]
+    masks = decoder.read_out(decoder.features([h[clip] for h in clips.hidden]), text[asked],
+                             cosine[clip, asked], clips.magnitude.shape[-1], torch.arange(len(clip), device=clip.device))
+    heard = zero_shot_logits(clap, clap.spec_to_embedding(masks * clips.magnitude[clip]), text)
+    on_its_own = zero_shot_logits(clap, alone[mixture].flatten(0, 1), text)  # each source alone, [2M, P]
+    rows = torch.arange(len(clip), device=clip.device)
+    return (heard[rows, other] - on_its_own[rows, other]).clamp(min=0).mean()
 
 
 def train_decoder(
@@ -244,6 +279,8 @@ def train_decoder(
     prompts_per_clip: int = 4,
     lr: float = 2e-3,
     weights: dict | None = None,
+    sources: tuple[torch.Tensor, torch.Tensor] | None = None,
+    val_sources: tuple[torch.Tensor, torch.Tensor] | None = None,
     checkpoint: str | Path | None = None,
     seed: int = 0,
     progress: bool = True,
@@ -253,8 +290,12 @@ def train_decoder(
     Each step draws a template per class (so the decoder learns prompts, not one wording), embeds
     the prompts, applies a random gain of +-6 dB to the clips (masks must not depend on loudness)
     and takes the :func:`lmac_loss`. Validation keeps the epoch with the lowest loss on
-    ``val_waves`` (fixed prompts and pairs). ``checkpoint``: a file to resume from and save to
-    after each epoch (:func:`audiox.models.train.fit`).
+    ``val_waves`` (fixed prompts and pairs). ``sources``: the training
+    clips' source classes ``[N, 2]`` (indices into ``classes``, -1 for a clip of one sound) and the
+    waves of each source alone ``[N, 2, T]``, to add the absence term; ``val_sources``, the same for
+    ``val_waves``, puts the absence term into the validation loss too, so that the epoch kept is chosen on
+    what the decoder was asked to learn. ``checkpoint``: a file to
+    resume from and save to after each epoch (:func:`audiox.models.train.fit`).
     """
     from .zeroshot import TEMPLATES, class_embeddings
 
@@ -265,6 +306,17 @@ def train_decoder(
     device = next(decoder.parameters()).device
     val_clips = encode(clap, val_waves)
     val_text = class_embeddings(clap, list(classes), templates)
+    def embedded(known):  # each source heard alone, embedded once (a silent slot stays zero and is never used)
+        if known is None:
+            return None
+        source_classes, source_waves = known
+        flat = source_waves.flatten(0, 1)
+        heard = flat.abs().amax(dim=-1) > audio.SILENCE_PEAK
+        alone = torch.zeros(len(flat), clap.embed_dim, device=device)
+        alone[heard.to(device)] = batched(clap.embed_audio, flat[heard].to(device), batch_size=batch_size)
+        return source_classes.to(device), alone.view(*source_waves.shape[:2], -1)
+
+    source_info, val_source_info = embedded(sources), embedded(val_sources)
 
     def batches(epoch):
         gen, indices = minibatches(len(train_waves), batch_size, epoch, seed)
@@ -272,18 +324,22 @@ def train_decoder(
             pick = torch.randint(len(templates), (len(classes),), generator=gen)
             prompts = [templates[int(t)].format(c) for c, t in zip(classes, pick)]
             gain = torch.exp(torch.empty(len(idx), 1).uniform_(-0.7, 0.7, generator=gen))
-            yield (train_waves[idx] * gain).to(device), prompts, gen
+            yield (train_waves[idx] * gain).to(device), prompts, gen, idx.to(device)
 
     def loss_fn(model, batch):
-        waves, prompts, gen = batch
+        waves, prompts, gen, idx = batch
         with torch.no_grad():
             text = clap.embed_text(prompts)
-        return lmac_loss(clap, model, encode(clap, waves), text, prompts_per_clip, weights, gen)[0]
+        chosen = None if sources is None else (source_info[0][idx], source_info[1][idx])
+        return lmac_loss(clap, model, encode(clap, waves), text, prompts_per_clip, weights, gen, chosen)[0]
 
     def evaluate(model):
         fixed = torch.Generator().manual_seed(seed)  # the same pairs every epoch
-        losses = batched(lambda i: lmac_loss(clap, model, val_clips[i], val_text, prompts_per_clip, weights, fixed)[0][None],
-                         torch.arange(len(val_waves)), batch_size=batch_size)
+        def loss(i):
+            known = None if val_source_info is None else (val_source_info[0][i], val_source_info[1][i])
+            return lmac_loss(clap, model, val_clips[i], val_text, prompts_per_clip, weights, fixed, known)[0][None]
+
+        losses = batched(loss, torch.arange(len(val_waves), device=device), batch_size=batch_size)
         return -float(losses.mean())
 
     return fit(decoder, loss_fn, batches, epochs=epochs, lr=lr, evaluate=evaluate, seed=seed, progress=progress,

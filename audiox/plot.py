@@ -106,12 +106,34 @@ def mask_overlay(
     return ax
 
 
-def waveform(wave, sample_rate: int, ax=None, title: str = ""):
-    """Waveform against time in seconds, on a fixed [-1, 1] axis so loudness compares across plots."""
+def waveform(wave, sample_rate: int, ax=None, title: str = "", zoom: float | None = 0.02):
+    """Waveform against time in seconds, on a fixed [-1, 1] axis so loudness compares across plots.
+
+    A clip of seconds holds tens of thousands of samples per inch of plot, which draws as a solid block; so the
+    whole clip is drawn as its envelope (the range of the samples in each 5 ms), and an inset shows ``zoom``
+    seconds around the loudest sample, where the cycles can be seen (``zoom=None``: no inset).
+
+    >>> import matplotlib; matplotlib.use("Agg")
+    >>> ax = waveform(torch.sin(2 * torch.pi * 440 * torch.arange(16000) / 16000), 16000)
+    >>> len(ax.child_axes)
+    1
+    """
     ax = _axes(ax, figsize=(6, 1.6))
     wave = torch.as_tensor(wave).detach().float().cpu().numpy()
-    ax.plot(np.arange(wave.shape[-1]) / sample_rate, wave, lw=0.5)
-    ax.set(xlabel="s", ylim=(-1, 1), title=title, xlim=(0, wave.shape[-1] / sample_rate))
+    hop = max(1, int(0.005 * sample_rate))
+    n = len(wave) // hop * hop
+    blocks = wave[:n].reshape(-1, hop) if n else wave[None]
+    times = (np.arange(len(blocks)) + 0.5) * hop / sample_rate
+    ax.fill_between(times, blocks.min(axis=1), blocks.max(axis=1), lw=0, color="tab:blue", alpha=0.8)
+    ax.set(xlabel="s", ylim=(-1, 1), title=title, xlim=(0, len(wave) / sample_rate))
+    if zoom is not None and len(wave) > 2 * zoom * sample_rate:
+        width = int(zoom * sample_rate)
+        start = int(np.clip(np.abs(wave).argmax() - width // 2, 0, len(wave) - width))
+        inset = ax.inset_axes([0.72, 0.55, 0.27, 0.42])
+        inset.plot(np.arange(start, start + width) / sample_rate, wave[start : start + width], lw=0.6, color="k")
+        inset.set(xticks=[], yticks=[], ylim=(-1, 1), title=f"{1000 * zoom:.0f} ms", )
+        inset.title.set_fontsize(7)
+        ax.axvspan(start / sample_rate, (start + width) / sample_rate, color="k", alpha=0.15)
     return ax
 
 

@@ -207,23 +207,27 @@ def confusion_matrix(predictions: torch.Tensor, labels: torch.Tensor, n_classes:
     return torch.bincount(flat, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
 
 
-def recall_at_k(similarity: torch.Tensor, relevant: torch.Tensor, ks=(1, 5, 10)) -> dict[str, float]:
+def recall_at_k(similarity: torch.Tensor, relevant: torch.Tensor, ks=(1, 5, 10), per_query: bool = False) -> dict:
     """Retrieval recall: the fraction of queries with at least one relevant item in their top k.
 
     Args:
         similarity: ``[Q, N]`` query-to-item scores.
         relevant: ``[Q, N]`` boolean, which items answer each query.
+        per_query: give each query's hit (1 or 0) ``[Q]`` instead of the mean, for bootstrap intervals.
 
     >>> sim = torch.tensor([[0.9, 0.1, 0.0], [0.2, 0.1, 0.8]])
     >>> rel = torch.tensor([[True, False, False], [False, True, False]])
     >>> recall_at_k(sim, rel, ks=(1, 2))
     {'R@1': 0.5, 'R@2': 0.5}
+    >>> recall_at_k(sim, rel, ks=(1,), per_query=True)
+    {'R@1': tensor([1., 0.])}
     """
     if not relevant.any(dim=1).all():
         raise ValueError("every query needs at least one relevant item; drop queries without one.")
     order = similarity.argsort(dim=1, descending=True)
     hits = relevant.gather(1, order)
-    return {f"R@{k}": float(hits[:, :k].any(dim=1).float().mean()) for k in ks}
+    found = {f"R@{k}": hits[:, :k].any(dim=1).float() for k in ks}
+    return found if per_query else {k: float(v.mean()) for k, v in found.items()}
 
 
 def words(text: str) -> list[str]:

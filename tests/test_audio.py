@@ -1,7 +1,6 @@
 """audiox.audio: I/O, validation (every bad input gets its clear error), STFT round trip, wav bytes."""
 
 import io
-import warnings
 
 import numpy as np
 import pytest
@@ -197,11 +196,73 @@ def test_wav_bytes_keep_relative_loudness():
     assert abs(np.abs(a).max() - 0.8) < 1e-3 and abs(np.abs(b).max() - 0.1) < 1e-3
 
 
+def check_clipped_pcm(pcm: np.ndarray, wave: torch.Tensor) -> None:
+    """16-bit PCM ``pcm`` (read back as int16) of ``wave`` is ``wave`` clipped to [-1, 1]: samples beyond full scale
+    sit at the PCM extremes, the others within one step of ``wave``, and every sample keeps its sign (no wrap-around).
+    """
+    x = wave.double().numpy()
+    assert pcm.dtype == np.int16 and pcm.shape == x.shape
+    assert (pcm[x >= 1.0] == 32767).all() and (pcm[x <= -1.0] == -32768).all()  # the peaks at the PCM maximum
+    inside = np.abs(x) < 1.0
+    assert np.abs(pcm[inside] / 32768.0 - x[inside]).max() <= 1.0 / 32768 + 1e-9
+    audible = np.abs(x) > 1.0 / 32768  # the samples that round to zero have no sign to keep
+    assert (np.sign(pcm[audible]) == np.sign(x[audible])).all(), "a sample changed sign: wrap-around"
+
+
 def test_wav_bytes_silence_is_fine_and_clipping_is_bounded():
     silent, _ = sf.read(io.BytesIO(audio.to_wav_bytes(torch.zeros(SR), SR)))
     assert np.all(silent == 0)
-    clipped, _ = sf.read(io.BytesIO(audio.to_wav_bytes(tone(amp=3.0), SR)))
-    assert np.abs(clipped).max() <= 1.0
+    loud = tone(amp=3.0)
+    clipped, _ = sf.read(io.BytesIO(audio.to_wav_bytes(loud, SR)), dtype="int16")
+    check_clipped_pcm(clipped, loud)
+    assert (np.abs(loud.numpy()) >= 1.0).mean() > 0.5  # most of the tone is beyond full scale: the check bites
+
+
+def test_save_clips_and_keeps_signs(tmp_path):
+    """A sine of amplitude 1.5 reads back clipped: peaks at the PCM maximum, signs unchanged, no wrap-around."""
+    loud = tone(amp=1.5)
+    pcm, rate = sf.read(audio.save(tmp_path / "loud.wav", loud, SR), dtype="int16")
+    assert rate == SR
+    check_clipped_pcm(pcm, loud)
+    # and what audio hands to soundfile is already clipped (the one thing a save without its clamp changes)
+    np.testing.assert_array_equal(audio._pcm_ready(loud), loud.clamp(-1, 1).numpy())
+
+
+def _unclamped(wave):  # _pcm_ready without its clamp
+    return audio._as_tensor(wave, "wave").detach().to("cpu", torch.float32).numpy()
+
+
+def test_save_without_the_clamp_is_caught_only_before_soundfile(tmp_path, monkeypatch):
+    """Mutant: save without clipping. libsndfile (1.2, soundfile 0.14) clips float -> PCM_16 itself, so the file is
+    the same, bit for bit; only the array handed to soundfile shows the missing clamp."""
+    loud = tone(amp=1.5)
+    reference = sf.read(audio.save(tmp_path / "a.wav", loud, SR), dtype="int16")[0]
+    monkeypatch.setattr(audio, "_pcm_ready", _unclamped)
+    mutated = sf.read(audio.save(tmp_path / "b.wav", loud, SR), dtype="int16")[0]
+    np.testing.assert_array_equal(mutated, reference)  # an equivalent mutant at the file level
+    with pytest.raises(AssertionError):
+        np.testing.assert_array_equal(audio._pcm_ready(loud), loud.clamp(-1, 1).numpy())
+
+
+def test_a_wrapping_save_fails_the_clipping_check(tmp_path, monkeypatch):
+    """Mutant: save converts to int16 itself without clipping (1.5 wraps to about -0.5); the check must fail."""
+    write = sf.write
+
+    class Wrapping:
+        def __getattr__(self, name):
+            return getattr(sf, name)
+
+        @staticmethod
+        def write(file, data, samplerate, subtype=None, **kwargs):
+            wrapped = np.round(np.asarray(data, dtype=np.float64) * 32768).astype(np.int64).astype(np.int16)
+            return write(file, wrapped, samplerate, subtype=subtype, **kwargs)
+
+    monkeypatch.setattr(audio, "_pcm_ready", _unclamped)
+    monkeypatch.setattr(audio, "sf", Wrapping())
+    loud = tone(amp=1.5)
+    pcm, _ = sf.read(audio.save(tmp_path / "wrapped.wav", loud, SR), dtype="int16")
+    with pytest.raises(AssertionError):
+        check_clipped_pcm(pcm, loud)
 
 
 def test_wav_bytes_refuse_nan_and_stereo():

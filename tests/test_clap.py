@@ -1,6 +1,5 @@
 """tiny-clap, the Clap contract, the zoo and zero-shot / retrieval helpers."""
 
-import json
 import shutil
 
 import pytest

@@ -320,6 +320,9 @@ def test_concepts_keep_zero_shot_and_name_the_attributes(clap, synth, dictionary
     assert [r["mean_l0"] for r in rows] == sorted((r["mean_l0"] for r in rows), reverse=True)
     assert rows[0]["accuracy"] >= result["dense_accuracy"] - 0.1 and rows[0]["cosine"] > 0.9
     assert all(0 < r["cosine"] <= 1 + 1e-6 for r in rows)
+    # the per-clip hits behind each accuracy, for intervals: they are the accuracy, clip by clip
+    assert all(r["hits"].shape == (len(ds),) and float(r["hits"].mean()) == r["accuracy"] for r in rows)
+    assert float(result["dense_hits"].mean()) == result["dense_accuracy"]
 
     weights = decompose(centre(embeddings, mean), dictionary, l1=0.1)
     attributes = [set(ds[i]["attributes"].values()) for i in range(len(ds))]

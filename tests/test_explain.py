@@ -22,16 +22,6 @@ MASK_METHODS = [name for name, entry in explain.EXPLAINERS.items() if entry["ver
 
 
 @pytest.fixture(scope="module")
-def zero_shot():
-    return ZeroShotClassifier(zoo.load("tiny-clap", device="cpu"), CLASSES)
-
-
-@pytest.fixture(scope="module")
-def cnn():
-    return zoo.load("synth-cnn", device="cpu")
-
-
-@pytest.fixture(scope="module")
 def waves():
     return SynthSounds("val", n_per_class=1, mixtures=True, snr_db=5.0).waves()[:3]
 

@@ -1,6 +1,5 @@
 """SynthSounds: deterministic, valid, labelled, separable, and its ground truth is exact."""
 
-import numpy as np
 import pytest
 import torch
 

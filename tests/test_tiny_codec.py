@@ -40,7 +40,13 @@ def test_codec_loss_is_zero_only_for_a_perfect_copy():
 def test_shipped_card_and_weights(shipped):
     card = zoo.card("tiny-codec")
     assert card["sha256"] == shipped.weights_sha256
-    assert card["size_bytes"] <= 10 * 2**20 and card["training"]["seconds"] < 20 * 60
+    # the size, recomputed: the weights file on disk is the card's size, under 10 MiB, and holds the model's
+    # parameters (float32: at least 4 bytes each); the training time is a record of the run, not recomputable
+    size = (zoo.MODELS_DIR / card["file"]).stat().st_size
+    assert size == card["size_bytes"] and size <= 10 * 2**20
+    assert sum(p.numel() * p.element_size() for p in shipped.parameters()) <= size
+    assert shipped.latent_channels == card["config"]["latent_channels"]
+    assert card["training"]["seconds"] < 20 * 60
 
 
 def test_shipped_quality_on_held_out_clips(shipped):

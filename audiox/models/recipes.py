@@ -7,6 +7,7 @@ Every model of the offline profile is trained here, deterministically, on CPU, a
     python -m audiox.models.recipes train tiny-clap       # about 5 minutes on 2 CPU cores
     python -m audiox.models.recipes train synth-cnn
     python -m audiox.models.recipes train lmac-tiny-clap  # LMAC-ZS decoder for tiny-clap, about 6 minutes
+    python -m audiox.models.recipes train lmac-tiny-clap-absence  # the same with the absence term (notebook 04)
     python -m audiox.models.recipes train tiny-codec      # the offline audio autoencoder
     python -m audiox.models.recipes train keyword-latent-cnn  # keyword classifier on tiny-codec's latent
     python -m audiox.models.recipes train l2i-synth-cnn   # L2I interpreters (notebook 06)
@@ -236,18 +237,46 @@ def lmac_training_clips(split: str = "train", n_per_class: int = 20) -> torch.Te
     return torch.cat([ds.waves() for ds in sets])
 
 
+def _sources(mixed) -> tuple[torch.Tensor, torch.Tensor]:
+    """A mixture set's source classes ``[N, 2]`` (event, distractor) and source waves ``[N, 2, T]``."""
+    items = [mixed[j] for j in range(len(mixed))]
+    return (torch.tensor([[item["label"], item["distractor_label"]] for item in items]),
+            torch.stack([torch.stack([item["sources"]["event"], item["sources"]["distractor"]]) for item in items]))
+
+
+def lmac_training_sources(split: str = "train", n_per_class: int = 20) -> tuple[torch.Tensor, torch.Tensor]:
+    """The sources of :func:`lmac_training_clips`: each clip's classes ``[N, 2]`` (event, distractor; -1 for a
+    clip of one event) and waves ``[N, 2, T]`` (the event alone, the distractor alone; zeros where absent)."""
+    from ..data.synth import SynthSounds
+
+    events = SynthSounds(split, n_per_class)
+    classes = [torch.stack([events.labels, torch.full_like(events.labels, -1)], dim=1)]
+    waves = [torch.stack([events.waves(), torch.zeros_like(events.waves())], dim=1)]
+    for i, snr in enumerate(LMAC_SNRS_DB):
+        mixed_classes, mixed_waves = _sources(SynthSounds(split, n_per_class, mixtures=True, snr_db=snr, seed=10 + i))
+        classes.append(mixed_classes)
+        waves.append(mixed_waves)
+    return torch.cat(classes), torch.cat(waves)
+
+
 def train_lmac_tiny_clap(epochs: int = 8, batch_size: int = 16, seed: int = 0, progress: bool = True,
-                         checkpoint: str | None = None):
-    """Train the LMAC-ZS decoder for the shipped tiny-clap on 800 SynthSounds clips; returns (decoder, history)."""
+                         checkpoint: str | None = None, absence: bool = False):
+    """Train the LMAC-ZS decoder for the shipped tiny-clap on 800 SynthSounds clips; returns (decoder, history).
+
+    ``absence=True`` adds the absence term on the training mixtures (:func:`audiox.lmac.lmac_loss`):
+    ``lmac-tiny-clap-absence``, the experiment of notebook 04 on whether the mask can follow the prompt.
+    """
     from .. import lmac
     from ..data.synth import CLASSES, SynthSounds
 
     seed_everything(seed)
     clap = load("tiny-clap")
     decoder = lmac.MaskDecoder.for_clap(clap)
-    val = SynthSounds("val", n_per_class=5, mixtures=True, snr_db=5.0).waves()
-    history = lmac.train_decoder(clap, decoder, lmac_training_clips(), val, CLASSES, epochs=epochs,
-                                 batch_size=batch_size, seed=seed, progress=progress, checkpoint=checkpoint)
+    val = SynthSounds("val", n_per_class=5, mixtures=True, snr_db=5.0)
+    history = lmac.train_decoder(clap, decoder, lmac_training_clips(), val.waves(), CLASSES, epochs=epochs,
+                                 batch_size=batch_size, seed=seed, progress=progress, checkpoint=checkpoint,
+                                 sources=lmac_training_sources() if absence else None,
+                                 val_sources=_sources(val) if absence else None)
     return decoder, history
 
 
@@ -259,8 +288,9 @@ def lmac_quality(decoder, split: str = "test", n_per_class: int = 5, progress: b
     """The decoder's explanations of tiny-clap's predictions under each test condition
     (:func:`audiox.data.synth.evaluation_conditions`): faithfulness (:func:`audiox.compare.faithfulness`),
     ground truth against the source of the class explained (:func:`audiox.compare.ground_truth`, on the
-    clips that have one: ``n GT``) and the mask sizes for right and wrong prompts
-    (:func:`audiox.lmac.prompt_mask_means`)."""
+    clips that have one: ``n GT``), the mask sizes for right and wrong prompts
+    (:func:`audiox.lmac.prompt_mask_means`) and, on mixtures, how far the mask moves to the other source when
+    its class is asked (:func:`audiox.compare.follows_the_question`)."""
     from .. import compare, lmac
     from ..data.synth import CLASSES, evaluation_conditions
     from ..zeroshot import ZeroShotClassifier
@@ -275,6 +305,8 @@ def lmac_quality(decoder, split: str = "test", n_per_class: int = 5, progress: b
                                                                   "n GT": int((~rows["f_measure"].isnan()).sum())}
         clips = lmac.encode(model.clap, condition["waves"])
         sizes = lmac.prompt_mask_means(lmac.masks_for(decoder, clips, model.text_embeddings), condition["present"])
+        if (condition["distractor_labels"] >= 0).any():  # does the mask move to the source asked about?
+            row["moved to the distractor, top 10%"] = float(compare.follows_the_question(explainer, condition)["moved"].mean())
         result[name] = _rounded(row | {f"mask mean, {k}": v for k, v in sizes.items()})
     return result
 
@@ -327,7 +359,7 @@ def train_l2i(name: str, epochs: int = 20, seed: int = 0, progress: bool = True)
 def l2i_quality(name: str, interpreter, split: str = "test", progress: bool = False) -> dict:
     """Top-1 and top-3 fidelity on the test mixtures, and the faithfulness check of notebook 03: the median
     drop of the predicted class's probability when the interpretation is removed, against removing as many
-    random components."""
+    random components among the clip's active ones."""
     from .. import l2i, nmf
     from .classifiers import spectrograms
 
@@ -337,7 +369,8 @@ def l2i_quality(name: str, interpreter, split: str = "test", progress: bool = Fa
     classifier_logits, interpreter_logits = l2i.predict(model, interpreter, magnitude)
     explanation = l2i.L2I(model, interpreter).explain(waves)
     chosen = explanation.info["components"]
-    random = l2i.random_components(chosen, torch.Generator().manual_seed(0))
+    active = explanation.info["activations"].sum(-1) > 0  # the control draws among the clip's active components
+    random = l2i.random_components(chosen, torch.Generator().manual_seed(0), candidates=active)
     random_mask = nmf.component_masks(interpreter.dictionary, explanation.info["activations"], random.float())
     drop = l2i.removal_drop(model, magnitude, explanation.mask, explanation.target)
     drop_random = l2i.removal_drop(model, magnitude, random_mask, explanation.target)
@@ -437,10 +470,12 @@ def latent_classifier_quality(model, split: str = "test", progress: bool = False
 
 
 TRAINERS = {"tiny-clap": train_tiny_clap, "synth-cnn": train_synth_cnn, "lmac-tiny-clap": train_lmac_tiny_clap,
+            "lmac-tiny-clap-absence": lambda **kw: train_lmac_tiny_clap(absence=True, **kw),
             "tiny-codec": train_tiny_codec, "keyword-latent-cnn": train_keyword_latent_cnn,
             "l2i-synth-cnn": lambda **kw: train_l2i("l2i-synth-cnn", **kw),
             "l2i-tiny-clap": lambda **kw: train_l2i("l2i-tiny-clap", **kw)}
 QUALITY = {"tiny-clap": synth_quality, "synth-cnn": synth_classifier_quality, "lmac-tiny-clap": lmac_quality,
+           "lmac-tiny-clap-absence": lmac_quality,
            "tiny-codec": codec_quality, "keyword-latent-cnn": latent_classifier_quality,
            "l2i-synth-cnn": lambda model, **kw: l2i_quality("l2i-synth-cnn", model, **kw),
            "l2i-tiny-clap": lambda model, **kw: l2i_quality("l2i-tiny-clap", model, **kw)}
