@@ -11,7 +11,7 @@ live in :mod:`audiox.models.recipes`, with the command line that retrains a mode
     python -m audiox.models.recipes train tiny-clap
 
 >>> sorted(ZOO)
-['keyword-latent-cnn', 'l2i-synth-cnn', 'l2i-tiny-clap', 'lmac-tiny-clap', 'synth-cnn', 'tiny-clap', 'tiny-codec']
+['keyword-latent-cnn', 'l2i-synth-cnn', 'l2i-tiny-clap', 'lmac-tiny-clap', 'lmac-tiny-clap-absence', 'synth-cnn', 'tiny-clap', 'tiny-codec']
 >>> ZOO["lmac-tiny-clap"]["class"], ZOO["lmac-tiny-clap"]["depends_on"]
 ('audiox.lmac:MaskDecoder', ['tiny-clap'])
 """
