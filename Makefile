@@ -7,9 +7,10 @@ TORCH_PINS := torch==2.11.0 torchaudio==2.11.0 torchvision==0.26.0
 STAMP  := $(VENV)/.audiox-installed
 export AUDIOX_PROFILE ?= offline
 # No hub downloads in tests or CI: the full-profile loaders are tested on local fixtures.
-TEST_ENV := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 MPLBACKEND=Agg PYTHONHASHSEED=0
+# GPU cells (tag `gpu`) train at AUDIOX_BUDGET: `ci` in the tests, two epochs on a few clips, so CI executes them.
+TEST_ENV := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 MPLBACKEND=Agg PYTHONHASHSEED=0 AUDIOX_BUDGET=ci
 
-.PHONY: install course test test-unit test-notebooks notebooks bench zoo clean
+.PHONY: install course test test-gpu test-colab test-unit test-notebooks notebooks bench zoo clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +34,15 @@ course: install
 
 test: install
 	$(TEST_ENV) $(BIN)/python -m pytest -p no:cacheprovider tests audiox --nbval-lax --nbval-current-env notebooks
+
+# Every GPU cell at full budget, on a CUDA machine (refused without one); timings in benchmarks/results/notebooks-gpu.json.
+test-gpu: install
+	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 MPLBACKEND=Agg $(BIN)/python benchmarks/notebooks.py --gpu-cells
+
+# The notebooks' first cells (and notebook 00) on a Colab-like venv: Colab's numpy, torch and ipywidgets and a stand-in
+# google.colab, built once into data/cache/colab-venv (or $AUDIOX_COLAB_VENV). Part of `make test` too.
+test-colab: install
+	$(TEST_ENV) $(BIN)/python -m pytest -p no:cacheprovider tests/test_colab.py
 
 test-unit: install
 	$(TEST_ENV) $(BIN)/python -m pytest tests audiox

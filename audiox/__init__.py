@@ -10,7 +10,7 @@
 ['concepts', 'gradcam']
 """
 
-from .config import cache_dir, device, profile, seed_everything
+from .config import budget, cache_dir, device, profile, seed_everything
 from .data import load_dataset
 
 __version__ = "0.1.0"
@@ -63,5 +63,5 @@ def setup_notebook(seed: int = 0) -> str:
     return line
 
 
-__all__ = ["cache_dir", "device", "explainer", "explainers", "load_clap", "load_codec", "load_dataset", "profile",
+__all__ = ["budget", "cache_dir", "device", "explainer", "explainers", "load_clap", "load_codec", "load_dataset", "profile",
            "seed_everything", "setup_notebook"]

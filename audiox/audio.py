@@ -336,6 +336,22 @@ def log_mel(magnitude: torch.Tensor, filterbank: torch.Tensor, eps: float = 1e-6
     return torch.log(mel + eps)
 
 
+@lru_cache(maxsize=32)
+def _lift_matrix(sample_rate: int, n_fft: int, bands: int, dtype: torch.dtype, device: str) -> torch.Tensor:
+    """:func:`mel_to_linear`'s ``[F, bands]`` matrix, built once per grid, dtype and device.
+
+    Built on the CPU and then moved, so a GPU gets the very numbers a CPU uses, and its checks on
+    empty rows (data-dependent, a device sync each) run once instead of on every decoder or GradCAM call.
+    """
+    lift = mel_filterbank(sample_rate, n_fft, bands).to(dtype)
+    # the top and bottom linear bins may lie outside every filter: give them their nearest band
+    empty = lift.sum(dim=1) == 0
+    if empty.any():
+        nearest = torch.where(torch.arange(len(lift)) < len(lift) // 2, 0, bands - 1)
+        lift[empty, nearest[empty]] = 1.0
+    return (lift / lift.sum(dim=1, keepdim=True)).to(device)
+
+
 def mel_to_linear(x: torch.Tensor, sample_rate: int, n_fft: int, n_frames: int) -> torch.Tensor:
     """Bring a map on a mel-like grid ``[B, bands, frames]`` to the linear STFT grid ``[B, F, n_frames]``.
 
@@ -351,13 +367,7 @@ def mel_to_linear(x: torch.Tensor, sample_rate: int, n_fft: int, n_frames: int) 
     """
     if x.ndim != 3:
         raise ValueError(f"expected a map [B, bands, frames], got shape {tuple(x.shape)}.")
-    lift = mel_filterbank(sample_rate, n_fft, x.shape[1], device=x.device).to(x.dtype)  # [F, bands]
-    # the top and bottom linear bins may lie outside every filter: give them their nearest band
-    empty = lift.sum(dim=1) == 0
-    if empty.any():
-        nearest = torch.where(torch.arange(len(lift), device=x.device) < len(lift) // 2, 0, x.shape[1] - 1)
-        lift[empty, nearest[empty]] = 1.0
-    lift = lift / lift.sum(dim=1, keepdim=True)
+    lift = _lift_matrix(sample_rate, n_fft, x.shape[1], x.dtype, str(x.device))  # [F, bands]
     linear = torch.einsum("fm,bmt->bft", lift, x)
     if linear.shape[-1] != n_frames:
         linear = torch.nn.functional.interpolate(linear, size=n_frames, mode="linear", align_corners=True)

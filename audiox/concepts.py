@@ -67,6 +67,7 @@ from tqdm.auto import tqdm
 
 from .config import cache_dir
 from .data.hub import save_atomically
+from .models.base import numerics
 from .models.train import fit
 from .zeroshot import PROMPT, class_embeddings, embed_waves, zero_shot
 from .zeroshot import logits as zero_shot_logits
@@ -157,17 +158,18 @@ def concept_dictionary(
 
     Each word is embedded as it is, without a prompt template (a template would add its own
     shared direction to every concept). The dictionary is cached on disk under
-    ``cache_dir()/concepts/``, keyed by the backbone (``clap.name`` and its weights' sha256)
-    and the word list, so a notebook re-run does not re-embed 2,000 words; a backbone without a
-    known sha256 (random or freshly trained weights) is never cached, since its name alone does
-    not say which weights made the file.
+    ``cache_dir()/concepts/``, keyed by the backbone (``clap.name`` and its weights' sha256), where
+    and in what precision it computes (:func:`~audiox.models.base.numerics`: a GPU run and a CPU run
+    sharing a cache each get their own) and the word list, so a notebook re-run does not re-embed
+    2,000 words; a backbone without a known sha256 (random or freshly trained weights) is never
+    cached, since its name alone does not say which weights made the file.
     """
     words = list(words)
     check_vocabulary(words)
     if len(words) < 2:
         raise ValueError("a dictionary needs at least 2 concept words: with one, centring leaves nothing.")
     sha = getattr(clap, "weights_sha256", None)
-    key = f"{clap.name}-{sha[:12]}-{vocabulary_hash(words)}" if sha else ""
+    key = f"{clap.name}-{sha[:12]}-{numerics(clap)}-{vocabulary_hash(words)}" if sha else ""
     path = cache_dir() / "concepts" / f"{key}.pt" if cache and key else None
     if path is not None and path.exists():
         stored = torch.load(path, weights_only=True)

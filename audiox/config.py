@@ -25,6 +25,10 @@ import numpy as np
 import torch
 
 PROFILES = ("offline", "full")
+#: How much a "GPU cell" (a training cell) trains: ``ci``, a few clips for two epochs, enough to show that the
+#: code runs, that the loss is finite and falls and that the checkpoint reloads (what CI checks on a CPU);
+#: ``full``, the real training, whose model the notebook then explains.
+BUDGETS = ("ci", "full")
 
 #: The repository's ``data/`` folder: shipped assets (vocabularies, weights, keyword WAVs).
 #: The package is installed editable (``pip install -e .``), so it sits next to ``audiox/``.
@@ -43,6 +47,25 @@ def profile(name: str | None = None) -> str:
     return chosen
 
 
+def budget(name: str | None = None) -> str:
+    """The training budget of GPU cells: ``name``, else ``$AUDIOX_BUDGET``, else ``full`` where a GPU is present
+    or in the full profile (which has no shipped weights to fall back on), else ``ci``.
+
+    At ``ci`` a notebook trains for two epochs on a few clips and then explains with the shipped model.
+
+    >>> budget("ci")
+    'ci'
+    """
+    chosen = (name or os.environ.get("AUDIOX_BUDGET") or "").strip().lower()
+    if not chosen:
+        return "full" if torch.cuda.is_available() or profile() == "full" else "ci"
+    if chosen not in BUDGETS:
+        source = "argument budget" if name else "environment variable AUDIOX_BUDGET"
+        raise ValueError(f"{source}={chosen!r} is not a budget; use one of {BUDGETS} "
+                         "(ci: a two-epoch check on a few clips; full: the real training).")
+    return chosen
+
+
 def cache_dir() -> Path:
     """Where downloads and derived caches go: ``$AUDIOX_CACHE`` or ``data/cache`` (git-ignored).
 
@@ -56,19 +79,40 @@ def cache_dir() -> Path:
 def device(prefer: str | torch.device | None = None) -> torch.device:
     """The device to compute on: ``prefer`` if given, else CUDA > Apple MPS > CPU.
 
-    ``$AUDIOX_DEVICE`` overrides the automatic choice (e.g. ``cpu`` to compare timings).
+    ``$AUDIOX_DEVICE`` overrides the automatic choice (e.g. ``cpu`` to compare timings). Choosing CUDA
+    also turns TF32 off (:func:`exact_float32_on_cuda`).
     """
     prefer = prefer or os.environ.get("AUDIOX_DEVICE")
     if prefer is not None:
         dev = torch.device(prefer)
         if dev.type == "cuda" and not torch.cuda.is_available():
             raise ValueError(f"device {prefer!r} asked for, but CUDA is not available; use 'cpu'.")
-        return dev
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
+    elif torch.cuda.is_available():
+        dev = torch.device("cuda")
+    elif getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        dev = torch.device("mps")
+    else:
+        dev = torch.device("cpu")
+    if dev.type == "cuda":
+        exact_float32_on_cuda()
+    return dev
+
+
+def exact_float32_on_cuda() -> None:
+    """Compute float32 convolutions and matrix products on CUDA in float32, not TF32.
+
+    On Ampere and newer GPUs torch runs float32 convolutions in TF32 by default (a 10-bit mantissa);
+    emulating that moved four checked notebook lines, whose numbers were computed on a CPU in float32.
+    The course's models are small, so full precision costs little, and a GPU then reproduces them.
+    The ``allow_tf32`` flags rather than torch's newer ``fp32_precision`` settings: in torch 2.11,
+    setting ``torch.backends.cudnn.conv.fp32_precision`` makes ``torch.backends.cudnn.flags()`` (which
+    EnCodec's LSTM backward uses) raise, as a mix of the two APIs.
+
+    >>> exact_float32_on_cuda(); torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    (False, False)
+    """
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
 
 
 def seed_everything(seed: int = 0) -> int:
@@ -84,6 +128,6 @@ def describe() -> str:
     dev = device()
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else dev.type
     return (
-        f"audiox profile={profile()} device={name} torch={torch.__version__} "
+        f"audiox profile={profile()} budget={budget()} device={name} torch={torch.__version__} "
         f"threads={torch.get_num_threads()} cache={cache_dir()}"
     )

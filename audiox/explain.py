@@ -140,10 +140,11 @@ class Explanation:
         batch = len(self)
 
         def pick(x):
+            # an index tensor goes where the indexed tensor is: a CPU tensor cannot be indexed on a GPU
             if torch.is_tensor(x) and x.ndim >= 1 and len(x) == batch:
-                return x[index]
+                return x[index.to(x.device) if torch.is_tensor(index) else index]
             if isinstance(x, list) and len(x) == batch and x is not self.classes:
-                return [x[i] for i in torch.arange(batch)[index].tolist()]
+                return [x[i] for i in torch.arange(batch)[index.cpu() if torch.is_tensor(index) else index].tolist()]
             return x
 
         values = {f.name: pick(getattr(self, f.name)) for f in fields(self) if f.name not in ("info", "classes")}

@@ -48,6 +48,34 @@ from .models.classifiers import LogMelCNN
 MODES = ("positive", "absolute")
 
 
+class NoiseTunnel(captum.NoiseTunnel):
+    """captum's NoiseTunnel with its Gaussian noise drawn on the CPU (torch's global CPU generator) and then
+    moved to the input's device, so a seeded SmoothGrad or GradientShap adds the same noise on a GPU as on a
+    CPU (captum draws with ``torch.normal`` on the input's device, from that device's generator). On a CPU
+    nothing changes, bit for bit: the same draw from the same generator. captum has no hook for the noise,
+    so this overrides the one private step that draws it (``_add_noise_to_input``, as of captum 0.9);
+    tests/test_gradients.py checks it against captum's own on a CPU, and tests/test_fake_cuda.py that
+    nothing is drawn on a (fake) GPU.
+    """
+
+    @staticmethod
+    def _add_noise_to_input(input: torch.Tensor, stdev: float, nt_samples_partition: int) -> torch.Tensor:
+        size = (input.shape[0] * nt_samples_partition,) + tuple(input.shape[1:])
+        noise = torch.normal(0, torch.tensor(stdev).repeat(size)).to(input.device)
+        return input.repeat_interleave(nt_samples_partition, dim=0) + noise
+
+
+def gradient_shap(forward, inputs: torch.Tensor, baselines: torch.Tensor, target, n_samples: int = 5,
+                  stdevs: float = 0.0) -> torch.Tensor:
+    """captum's GradientShap (``GradientShap(forward).attribute(inputs, baselines, ...)``) with its noise drawn on
+    the CPU: the same :class:`NoiseTunnel` over ``InputBaselineXGradient`` that its ``attribute`` runs, with ours."""
+    from captum.attr._core.gradient_shap import InputBaselineXGradient
+
+    tunnel = NoiseTunnel(InputBaselineXGradient(forward, multiply_by_inputs=True))
+    return tunnel.attribute(inputs, nt_type="smoothgrad", nt_samples=n_samples, stdevs=stdevs,
+                            draw_baseline_from_distrib=True, baselines=baselines, target=target)
+
+
 def to_mask(attribution: torch.Tensor, mode: str = "positive") -> torch.Tensor:
     """Rectify an attribution ``[B, ...]`` (``"positive"``: ReLU; ``"absolute"``: |.|) and divide each clip
     by its maximum, giving a mask in [0, 1] of the same shape; a clip with nothing left is all zeros.
@@ -166,7 +194,8 @@ class SmoothGrad(GradientMap):
         self.n_samples, self.stdev, self.batch_size = n_samples, float(stdev), batch_size
 
     def _raw(self, magnitude, target):
-        # captum draws the noise from torch's global generator: seeded here, the caller's state given back
+        # the noise comes from torch's global CPU generator (NoiseTunnel, also for a magnitude on a GPU): seeded
+        # here, the caller's state given back
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)
             return self._smoothed(magnitude, target)
@@ -183,7 +212,7 @@ class SmoothGrad(GradientMap):
         def noisy_forward(scaled, spread):
             return self.forward((scaled * spread).clamp(min=0))
 
-        tunnel = captum.NoiseTunnel(captum.Saliency(noisy_forward))
+        tunnel = NoiseTunnel(captum.Saliency(noisy_forward))
         grad = tunnel.attribute(
             magnitude / spread, nt_type="smoothgrad", nt_samples=self.n_samples, stdevs=self.stdev,
             nt_samples_batch_size=max(1, self.batch_size // len(magnitude)), target=target,

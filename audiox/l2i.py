@@ -96,7 +96,10 @@ class Interpreter(nn.Module):
     @classmethod
     def for_classifier(cls, classifier, W: torch.Tensor, layers: Sequence[int] = (-2, -1), width: int = 64):
         """An interpreter sized for ``classifier``'s hidden maps (default: its last two blocks) around the NMF
-        dictionary ``W`` ``[F, K]`` (:func:`audiox.nmf.fit`), on the classifier's device."""
+        dictionary ``W`` ``[F, K]`` (:func:`audiox.nmf.fit`), on the classifier's device.
+
+        Its weights are drawn on the CPU and then moved, so a seeded interpreter starts from the same
+        weights on any device."""
         probe = classifier.spectrogram(torch.zeros(classifier.sample_rate // 2) + 1e-3)[0]
         with torch.no_grad():
             hidden = classifier.logits_and_hidden(probe)[1]
@@ -107,7 +110,8 @@ class Interpreter(nn.Module):
         interpreter = cls([hidden[i].shape[1] for i in layers], layers, W.shape[1], classifier.n_classes, width,
                           W.shape[0], getattr(classifier, "classes", None))
         interpreter.dictionary.copy_(W.detach())
-        return interpreter.to(probe.device)
+        device = parameter_device(classifier) if isinstance(classifier, nn.Module) else probe.device
+        return interpreter.to(device)
 
     def forward(self, pooled: list[torch.Tensor], n_frames: int) -> InterpreterOutput:
         # decode at the finest tapped time resolution, then stretch H to the spectrogram's frames:
@@ -161,6 +165,11 @@ def train_interpreter(
     W = interpreter.dictionary
     if by_design and (train_labels is None or val_labels is None):
         raise ValueError("by_design=True trains the classifier too: pass train_labels and val_labels.")
+    # everything where the interpreter is: the batches are indexed there, labels included
+    device = W.device
+    train_magnitude, val_magnitude = train_magnitude.to(device), val_magnitude.to(device)
+    if by_design:
+        train_labels, val_labels = train_labels.to(device), val_labels.to(device)
     layers, n_frames = interpreter.layers, train_magnitude.shape[-1]
     if not by_design:
         classifier.eval()
@@ -172,8 +181,7 @@ def train_interpreter(
         _, indices = minibatches(len(train_magnitude), batch_size, epoch, seed)
         weight = fidelity_weights[0] if epoch < epochs // 2 else fidelity_weights[1]
         for idx in indices:
-            idx = idx.to(train_magnitude.device)
-            yield idx, weight
+            yield idx.to(device), weight
 
     def loss_fn(model, batch):
         idx, weight = batch
@@ -183,7 +191,7 @@ def train_interpreter(
             out = interpreter(maps, n_frames)
             # the interpreter imitates the classifier, not the other way round: detach its target
             return interpreter_loss(W, magnitude, logits.detach(), out, weight) + F.cross_entropy(
-                logits, train_labels[idx].to(logits.device))
+                logits, train_labels[idx])
         out = interpreter([m[idx] for m in frozen_maps], n_frames)
         return interpreter_loss(W, magnitude, frozen_logits[idx], out, weight)
 
@@ -191,7 +199,7 @@ def train_interpreter(
         classifier_logits, interpreter_logits = predict(classifier, interpreter, val_magnitude)
         score = fidelity(classifier_logits, interpreter_logits, k=1)
         if by_design:
-            score += float((classifier_logits.argmax(-1) == val_labels.to(classifier_logits.device)).float().mean())
+            score += float((classifier_logits.argmax(-1) == val_labels).float().mean())
         return score
 
     history = fit(model, loss_fn, batches, epochs=epochs, lr=lr, evaluate=evaluate, seed=seed, progress=progress,

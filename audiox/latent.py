@@ -175,6 +175,8 @@ def attribute(classifier, latent: torch.Tensor, method: str = "integrated_gradie
     """
     from captum import attr
 
+    from .gradients import gradient_shap
+
     if method not in METHODS:
         raise ValueError(f"unknown attribution method {method!r}; choose one of {METHODS}.")
     latent = latent.detach().to(_device(classifier))
@@ -183,11 +185,11 @@ def attribute(classifier, latent: torch.Tensor, method: str = "integrated_gradie
     target = torch.as_tensor(target, device=latent.device).expand(len(latent))
     base = torch.zeros_like(latent) if baseline is None else baseline.to(latent.device).expand_as(latent).contiguous()
     inputs = latent.clone().requires_grad_()
-    # gradient_shap draws noise (torch, on the latent's device) and path points (numpy's global generator, in
-    # captum 0.9): both seeded here, and the caller's random state is given back afterwards
+    # gradient_shap draws noise (torch's CPU generator, then moved: audiox.gradients.NoiseTunnel) and path points
+    # (numpy's global generator, in captum 0.9): both seeded here, so a GPU draws what a CPU draws, and the
+    # caller's random state is given back afterwards. Nothing is drawn on the device: its generator is left alone.
     numpy_state = np.random.get_state()
-    devices = [latent.device] if latent.device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices), frozen(classifier):
+    with torch.random.fork_rng(devices=[]), frozen(classifier):
         torch.manual_seed(seed)
         np.random.seed(seed)
         if method == "integrated_gradients":
@@ -200,8 +202,8 @@ def attribute(classifier, latent: torch.Tensor, method: str = "integrated_gradie
                 warnings.filterwarnings("ignore", message="Setting forward, backward hooks")
                 out = attr.DeepLift(classifier).attribute(inputs, base, target=target)
         elif method == "gradient_shap":
-            out = attr.GradientShap(classifier).attribute(
-                inputs, base[:1], target=target, n_samples=n_samples, stdevs=0.1 * float(latent.std()))
+            out = gradient_shap(classifier, inputs, base[:1], target=target, n_samples=n_samples,
+                                stdevs=0.1 * float(latent.std()))
         else:
             channels, frames = min(window[0], latent.shape[1]), min(window[1], latent.shape[2])
             out = attr.Occlusion(classifier).attribute(
@@ -575,11 +577,18 @@ def fidelity_curves(codec, classifier, waves: torch.Tensor, *, method: str = "in
 
 def _input_model(codec, classifier, phase: torch.Tensor, length: int, n_fft: int, hop_length: int):
     """magnitude ``[B, F, T]`` -> logits, through the inverse STFT with the clip's phase, the codec's encoder and
-    the classifier: the model whose input is the spectrogram."""
+    the classifier: the model whose input is the spectrogram.
+
+    The phase is its buffer: a module without parameters is on the CPU for :func:`attribute`
+    (:func:`~audiox.models.base.parameter_device`), which would move the magnitude there, away from the phase."""
     class InputModel(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.register_buffer("phase", phase, persistent=False)
+
         def forward(self, magnitude):
-            wave = audio.istft_with_phase(magnitude, phase.repeat(len(magnitude) // len(phase), 1, 1), n_fft,
-                                          hop_length, length)
+            wave = audio.istft_with_phase(magnitude, self.phase.repeat(len(magnitude) // len(self.phase), 1, 1),
+                                          n_fft, hop_length, length)
             return classifier(codec.encode(wave))
 
     return InputModel()

@@ -102,10 +102,14 @@ class MaskDecoder(nn.Module):
 
     @classmethod
     def for_clap(cls, clap, width: int = 32) -> "MaskDecoder":
-        """A decoder sized for ``clap``'s hidden maps and text embeddings."""
+        """A decoder sized for ``clap``'s hidden maps and text embeddings, on the CLAP's device.
+
+        Its weights are drawn on the CPU and then moved, so a seeded decoder starts from the same
+        weights on any device."""
         with torch.no_grad():
             hidden = clap.audio_features(torch.full((clap.sample_rate,), 1e-3))
-        return cls([h.shape[1] for h in hidden], clap.embed_dim, clap.sample_rate, clap.n_fft, width)
+        decoder = cls([h.shape[1] for h in hidden], clap.embed_dim, clap.sample_rate, clap.n_fft, width)
+        return decoder.to(hidden[0].device)
 
     def features(self, hidden: Sequence[torch.Tensor]) -> torch.Tensor:
         """Per-cell features ``[B, width, H, W]`` on the finest map's grid, from maps ``[B, C_i, H_i, W_i]``."""
@@ -323,8 +327,8 @@ def train_decoder(
         for idx in indices:
             pick = torch.randint(len(templates), (len(classes),), generator=gen)
             prompts = [templates[int(t)].format(c) for c, t in zip(classes, pick)]
-            gain = torch.exp(torch.empty(len(idx), 1).uniform_(-0.7, 0.7, generator=gen))
-            yield (train_waves[idx] * gain).to(device), prompts, gen, idx.to(device)
+            gain = torch.exp(torch.empty(len(idx), 1).uniform_(-0.7, 0.7, generator=gen))  # drawn on the CPU
+            yield train_waves[idx].to(device) * gain.to(device), prompts, gen, idx.to(device)
 
     def loss_fn(model, batch):
         waves, prompts, gen, idx = batch

@@ -373,7 +373,8 @@ def summarize(per_clip: Mapping[str, torch.Tensor] | Sequence[Mapping[str, torch
     keys = list(batches[0])
     if any(list(batch) != keys for batch in batches):
         raise ValueError(f"every batch must hold the same metrics {keys}.")
-    columns = {k: torch.cat([torch.as_tensor(b[k]).reshape(-1).double().cpu() for b in batches]) for k in keys}
+    # to the CPU first, then float64: MPS has no float64
+    columns = {k: torch.cat([torch.as_tensor(b[k]).reshape(-1).cpu().double() for b in batches]) for k in keys}
     sizes = {k: v.numel() for k, v in columns.items()}
     if len(set(sizes.values())) != 1:
         raise ValueError(f"metrics must have one value per clip each, got counts {sizes}.")
@@ -419,7 +420,8 @@ def bootstrap(values, statistic: Callable[[torch.Tensor], torch.Tensor] | None =
     >>> str(bootstrap(torch.ones(5)))
     '1.00 [1.00, 1.00]'
     """
-    x = torch.as_tensor(values, dtype=torch.float64).reshape(-1).cpu()
+    # a tensor goes to the CPU before it becomes float64 (MPS has no float64); a list or array is read as float64
+    x = torch.as_tensor(values.detach().cpu() if torch.is_tensor(values) else values, dtype=torch.float64).reshape(-1)
     x = x[~torch.isnan(x)]
     if len(x) == 0:
         return Estimate(float("nan"), float("nan"), float("nan"), 0)
@@ -478,7 +480,8 @@ def ground_truth_overlap(
         raise ValueError(f"mixture, mask and source_mask must share one shape [B, F, T] (or [B, ...]), got {shapes}.")
     if any(t.is_complex() for t in tensors):
         raise ValueError("pass real tensors: the mixture's magnitude |X|, not its complex STFT.")
-    x, m, r = (_flat_masks(t).to(tensors[0].device) for t in tensors)
+    # on one device before the working dtype is chosen: float64, unless that device is MPS
+    x, m, r = (_flat_masks(t.to(tensors[0].device)) for t in tensors)
     if (x < 0).any():
         raise ValueError("mixture must be a magnitude (non-negative).")
     _check_unit_range("mask", m)
@@ -590,14 +593,14 @@ def top_k_overlap(a: torch.Tensor, b: torch.Tensor, fraction: float = 0.1) -> to
 
 def _reinitialise(module: nn.Module, seed: int) -> None:
     """Fresh random weights for ``module`` and all its submodules, reproducibly, without moving
-    the caller's random state."""
-    tensors = list(module.parameters()) + list(module.buffers())
-    accelerated = [t.device for t in tensors if t.device.type not in ("cpu", "meta")]
-    device_type = accelerated[0].type if accelerated else "cuda"
-    devices = sorted({d.index or 0 for d in accelerated if d.type == device_type})
-    with torch.random.fork_rng(devices=devices, device_type=device_type), torch.no_grad():
+    the caller's random state.
+
+    Drawn on a CPU copy from the CPU generator and copied back, so a module on a GPU gets the very
+    weights it would get on a CPU (a device's generator draws other numbers from the same seed)."""
+    on_cpu = copy.deepcopy(module).cpu()
+    with torch.random.fork_rng(devices=[]), torch.no_grad():
         torch.manual_seed(seed)
-        for sub in module.modules():
+        for sub in on_cpu.modules():
             if callable(getattr(sub, "reset_parameters", None)):
                 sub.reset_parameters()  # the layer's own initialisation, as in Adebayo et al.
             else:
@@ -605,6 +608,7 @@ def _reinitialise(module: nn.Module, seed: int) -> None:
                 # with the tensor's own mean and spread, so the scale stays plausible.
                 for param in sub.parameters(recurse=False):
                     param.copy_(torch.randn_like(param) * param.std(correction=0) + param.mean())
+        module.load_state_dict(on_cpu.state_dict())  # copies into the module's own tensors, on their devices
 
 
 def cascading_randomization(

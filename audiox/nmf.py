@@ -125,6 +125,12 @@ def _check_beta(beta: str, l1: float) -> None:
 
 # ---- costs and updates -------------------------------------------------------------------------------
 
+def _float64(x: torch.Tensor) -> torch.Tensor:
+    """``x`` in float64 (for the costs' sums and the initial SVD) where it lives; on the CPU when that is MPS,
+    which has no float64 (a cost is one number, read on the CPU anyway)."""
+    return x.cpu().double() if x.device.type == "mps" else x.double()
+
+
 def cost(V, W, H, beta: str = "euclidean", l1: float = 0.0) -> float:
     """The cost :func:`fit` minimises, for ``V [F, N]`` or ``[B, F, T]`` and ``H`` laid out alike.
 
@@ -135,13 +141,13 @@ def cost(V, W, H, beta: str = "euclidean", l1: float = 0.0) -> float:
     _check_beta(beta, l1)
     WH = W @ H
     if beta == "euclidean":
-        fit_term = 0.5 * (V - WH).double().pow(2).sum()
+        fit_term = 0.5 * _float64(V - WH).pow(2).sum()
     else:
-        fit_term = (torch.xlogy(V, V) - torch.xlogy(V, WH + _EPS) - V + WH).double().sum()
-    per_component = H.double().sum(-1)
+        fit_term = _float64(torch.xlogy(V, V) - torch.xlogy(V, WH + _EPS) - V + WH).sum()
+    per_component = _float64(H).sum(-1)
     if per_component.ndim == 2:  # a batch [B, K, T]
         per_component = per_component.sum(0)
-    return float(fit_term + l1 * (W.norm(dim=0).double() @ per_component))
+    return float(fit_term + l1 * (_float64(W.norm(dim=0)) @ per_component))
 
 
 def _hals_sweep(X: torch.Tensor, B: torch.Tensor, G: torch.Tensor, group_l1: torch.Tensor | None = None) -> None:
@@ -175,8 +181,9 @@ def _euclidean_step(V, Wt, H, l1, half_sq_norm) -> float:
     for _ in range(_W_SWEEPS):
         _hals_sweep(Wt, HVt, HHt, l1 * sums if l1 else None)
     # 0.5 ||V - WH||^2 from the K x K and K x F products at hand, without forming W H
-    fit_term = half_sq_norm - (Wt * HVt).double().sum() + 0.5 * ((Wt @ Wt.T) * HHt).double().sum()
-    return float(fit_term + l1 * (Wt.norm(dim=1) @ sums))
+    fit_term = half_sq_norm - _float64(Wt * HVt).sum() + 0.5 * _float64((Wt @ Wt.T) * HHt).sum()
+    # two Python floats, not one tensor sum: the fit term may sit on the CPU and the penalty on the device
+    return float(fit_term) + float(l1 * (Wt.norm(dim=1) @ sums))
 
 
 def _kl_h_step(V, Wt, H, l1) -> None:
@@ -193,8 +200,8 @@ def _kl_step(V, Wt, H, l1) -> float:
     # Root of the majoriser with l1 * ||w|| bounded by a quadratic at ||w|| = 1: plain MU when l1 = 0
     Wt.copy_(F.threshold(2 * Wt * grad / (sums + (sums**2 + 4 * l1 * sums * Wt * grad).sqrt() + _EPS), _TINY, 0.0))
     WH = Wt.T @ H
-    fit_term = (torch.xlogy(V, V) - torch.xlogy(V, WH + _EPS) - V + WH).double().sum()
-    return float(fit_term + l1 * (Wt.norm(dim=1) @ H.sum(1)))
+    fit_term = _float64(torch.xlogy(V, V) - torch.xlogy(V, WH + _EPS) - V + WH).sum()
+    return float(fit_term) + float(l1 * (Wt.norm(dim=1) @ H.sum(1)))
 
 
 # ---- fit and transform -------------------------------------------------------------------------------
@@ -216,9 +223,10 @@ def _nndsvda(V: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     The SVD comes from the F x F Gram matrix (F is small), so it is exact and needs no seed; the
     sign of each singular pair is irrelevant since NNDSVD keeps the larger non-negative part.
     """
-    eigenvalues, U = torch.linalg.eigh(V.double() @ V.double().T)
+    V64 = _float64(V)
+    eigenvalues, U = torch.linalg.eigh(V64 @ V64.T)
     S, U = eigenvalues.flip(0)[:k].clamp_min(0).sqrt(), U.flip(1)[:, :k]
-    Vt = (U.T @ V.double()) / S[:, None].clamp_min(_EPS)
+    Vt = (U.T @ V64) / S[:, None].clamp_min(_EPS)
     pos_u, neg_u, pos_v, neg_v = U.clamp(min=0), (-U).clamp(min=0), Vt.clamp(min=0), (-Vt).clamp(min=0)
     pos, neg = pos_u.norm(dim=0) * pos_v.norm(dim=1), neg_u.norm(dim=0) * neg_v.norm(dim=1)
     keep = pos >= neg
@@ -227,8 +235,8 @@ def _nndsvda(V: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     scale = (S * torch.maximum(pos, neg)).sqrt()
     W = u / u.norm(dim=0).clamp_min(_EPS) * scale
     H = v / v.norm(dim=1, keepdim=True).clamp_min(_EPS) * scale[:, None]
-    mean = V.double().mean()
-    return W.masked_fill(W == 0, mean).to(V.dtype), H.masked_fill(H == 0, mean).to(V.dtype)
+    mean = V64.mean()
+    return W.masked_fill(W == 0, mean).to(V.device, V.dtype), H.masked_fill(H == 0, mean).to(V.device, V.dtype)
 
 
 def fit(V, n_components: int, beta: str = "euclidean", l1: float = 0.0, n_iter: int = 200, tol: float = 1e-4,
@@ -263,7 +271,7 @@ def fit(V, n_components: int, beta: str = "euclidean", l1: float = 0.0, n_iter: 
         raise ValueError(f"init={init!r} is not an initialisation; use 'nndsvda' or 'random'.")
     Wt = W.T.contiguous()
 
-    half_sq_norm = 0.5 * Va.double().pow(2).sum()
+    half_sq_norm = 0.5 * _float64(Va).pow(2).sum()
     if beta == "kl":
         for _ in range(_KL_WARM_START):
             _euclidean_step(Va, Wt, H, l1, half_sq_norm)

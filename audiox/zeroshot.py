@@ -40,6 +40,7 @@ from torch import nn
 from .batching import batched
 from .config import cache_dir
 from .data.hub import save_atomically
+from .models.base import numerics, parameter_device
 
 #: The prompt the course uses for zero-shot classification, then the ensemble.
 PROMPT = "the sound of a {}"
@@ -117,8 +118,10 @@ class ZeroShotClassifier(nn.Module):
             text_embeddings = class_embeddings(clap, self.classes, self.templates)
         if text_embeddings.shape[0] != len(self.classes):
             raise ValueError(f"text_embeddings has {text_embeddings.shape[0]} rows for {len(self.classes)} classes.")
-        self.register_buffer("text_embeddings", nn.functional.normalize(text_embeddings.detach().float(), dim=-1),
-                             persistent=False)
+        # where the CLAP is, whichever device embeddings passed in come from: explainers index them with its outputs
+        device = parameter_device(clap) if isinstance(clap, nn.Module) else text_embeddings.device
+        self.register_buffer("text_embeddings", nn.functional.normalize(text_embeddings.detach().float(), dim=-1).to(
+            device), persistent=False)
         self.sample_rate, self.n_fft, self.hop_length = clap.sample_rate, clap.n_fft, clap.hop_length
         self.name = f"zero-shot {clap.name}"
 
@@ -175,8 +178,9 @@ def _content_key(waves: torch.Tensor) -> str:
 def embed_dataset(clap, dataset, batch_size: int = 64, cache: bool = True, progress: bool = True):
     """Embeddings ``[N, D]`` and labels ``[N]`` of a whole dataset, cached on disk.
 
-    The cache key is the model's name and weights sha256, the dataset's class and split, and a hash
-    of the clips themselves,
+    The cache key is the model's name and weights sha256, where and in what precision it computes
+    (:func:`~audiox.models.base.numerics`: a cache shared by a GPU and a CPU run serves each its own
+    embeddings), the dataset's class and split, and a hash of the clips themselves,
     so a changed model or dataset never reads a stale file. Models without a known sha
     (random or freshly trained weights) are not cached.
     """
@@ -187,7 +191,7 @@ def embed_dataset(clap, dataset, batch_size: int = 64, cache: bool = True, progr
     path = None
     if cache and sha:
         dataset_key = f"{type(dataset).__name__}-{getattr(dataset, 'split', 'all')}-{_content_key(waves)}"
-        model_key = f"{clap.name.replace('/', '_')}-{sha[:12]}"
+        model_key = f"{clap.name.replace('/', '_')}-{sha[:12]}-{numerics(clap)}"
         path = cache_dir() / "embeddings" / model_key / f"{dataset_key}.pt"
         if path.exists():
             return torch.load(path, weights_only=True), labels
@@ -203,7 +207,7 @@ def confusion_matrix(predictions: torch.Tensor, labels: torch.Tensor, n_classes:
     >>> confusion_matrix(torch.tensor([0, 1, 1]), torch.tensor([0, 0, 1]), 2).tolist()
     [[1, 1], [0, 1]]
     """
-    flat = labels.long() * n_classes + predictions.long()
+    flat = labels.long() * n_classes + predictions.long().to(labels.device)  # predictions may live on the GPU
     return torch.bincount(flat, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
 
 
@@ -222,6 +226,7 @@ def recall_at_k(similarity: torch.Tensor, relevant: torch.Tensor, ks=(1, 5, 10),
     >>> recall_at_k(sim, rel, ks=(1,), per_query=True)
     {'R@1': tensor([1., 0.])}
     """
+    relevant = relevant.to(similarity.device)  # scores from the model's device, relevance built on the CPU
     if not relevant.any(dim=1).all():
         raise ValueError("every query needs at least one relevant item; drop queries without one.")
     order = similarity.argsort(dim=1, descending=True)

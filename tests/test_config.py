@@ -57,3 +57,27 @@ def test_seed_everything_reproduces():
     a = torch.rand(3)
     config.seed_everything(3)
     assert torch.equal(a, torch.rand(3))
+
+
+def test_budget_defaults_to_ci_without_a_gpu_offline(monkeypatch):
+    monkeypatch.delenv("AUDIOX_BUDGET", raising=False)
+    monkeypatch.delenv("AUDIOX_PROFILE", raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert config.budget() == "ci"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert config.budget() == "full"
+
+
+def test_budget_is_full_in_the_full_profile_which_has_no_shipped_weights(monkeypatch):
+    monkeypatch.delenv("AUDIOX_BUDGET", raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setenv("AUDIOX_PROFILE", "full")
+    assert config.budget() == "full"
+    monkeypatch.setenv("AUDIOX_BUDGET", "ci")
+    assert config.budget() == "ci"
+
+
+def test_unknown_budget_names_the_choices(monkeypatch):
+    monkeypatch.setenv("AUDIOX_BUDGET", "tiny")
+    with pytest.raises(ValueError, match=r"AUDIOX_BUDGET='tiny'.*'ci', 'full'"):
+        config.budget()

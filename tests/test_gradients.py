@@ -121,6 +121,33 @@ def test_smoothgrad_noise_is_relative_to_each_clip_never_negative_and_seeded(cla
     assert not torch.allclose(smooth, quiet, rtol=1e-2, atol=1e-6)
 
 
+def test_the_cpu_noise_tunnel_is_captums_on_a_cpu_bit_for_bit(classifier, magnitude):
+    """Our NoiseTunnel draws its noise on the CPU (for a GPU input too); on a CPU that is captum's own draw."""
+    import numpy as np
+    from captum import attr
+
+    target = torch.tensor([0, 2])
+
+    def run(tunnel_class, seed=3):
+        torch.manual_seed(seed)
+        tunnel = tunnel_class(attr.Saliency(classifier.spec_to_logits))
+        return tunnel.attribute(magnitude.clone().requires_grad_(), nt_type="smoothgrad", nt_samples=3, stdevs=0.2,
+                                target=target, abs=False)
+
+    assert torch.equal(run(gradients.NoiseTunnel), run(attr.NoiseTunnel))
+
+    def shap(ours):
+        torch.manual_seed(5)
+        np.random.seed(5)
+        inputs, baselines = magnitude.clone().requires_grad_(), torch.zeros_like(magnitude[:1])
+        if ours:
+            return gradients.gradient_shap(classifier.spec_to_logits, inputs, baselines, target, n_samples=3, stdevs=0.1)
+        return attr.GradientShap(classifier.spec_to_logits).attribute(inputs, baselines, target=target, n_samples=3,
+                                                                      stdevs=0.1)
+
+    assert torch.equal(shap(True), shap(False))
+
+
 def test_gradcam_is_the_lifted_rectified_map_of_the_last_block(classifier, magnitude):
     target = torch.tensor([0, 1])
     kept = {}

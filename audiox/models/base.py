@@ -17,6 +17,7 @@ magnitude through its own front end. :class:`SpectrogramModel` holds the first h
 
 from __future__ import annotations
 
+import itertools
 from contextlib import contextmanager
 from typing import Protocol, runtime_checkable
 
@@ -55,6 +56,27 @@ def parameter_device(module) -> torch.device:
         for t in tensors:
             return t.device
     return torch.device("cpu")
+
+
+def numerics(module) -> str:
+    """Where and in what precision a module computes, ``"<device type>-<dtype>"`` (``"-tf32"`` added on CUDA with
+    TF32 on), for the keys of caches of what it computes: one device's embeddings are not another's, bit for bit.
+
+    >>> numerics(torch.nn.Linear(2, 2)), numerics(torch.nn.Linear(2, 2).double())
+    ('cpu-float32', 'cpu-float64')
+    """
+    if not isinstance(module, nn.Module):  # a Clap of another kind: nothing to read
+        return type(module).__name__
+    first = next(itertools.chain(module.parameters(), module.buffers()), torch.zeros(()))
+    key = f"{first.device.type}-{str(first.dtype).removeprefix('torch.')}"
+    return key + "-tf32" if first.device.type == "cuda" and first.dtype == torch.float32 and _tf32_on() else key
+
+
+def _tf32_on() -> bool:
+    try:
+        return bool(torch.backends.cudnn.allow_tf32 or torch.backends.cuda.matmul.allow_tf32)
+    except RuntimeError:  # torch >= 2.9 refuses the legacy flags once its fp32_precision settings were used
+        return "tf32" in (torch.backends.cudnn.conv.fp32_precision, torch.backends.cuda.matmul.fp32_precision)
 
 
 @contextmanager

@@ -213,8 +213,10 @@ def load_encodec(device=None, bandwidth: float = 1.5) -> EncodecCodec:
         from transformers import EncodecModel
     except ImportError as err:
         raise ValueError(
-            "EnCodec needs the transformers package: pip install 'audiox[full]' (or pip install transformers); "
-            "or run the course without it with AUDIOX_PROFILE=offline."
+            "EnCodec (the full profile's codec) needs the transformers package, which is not installed. On Colab: "
+            "uncomment the AUDIOX_PROFILE line of the notebook's first cell and run that cell again. Elsewhere: "
+            "pip install transformers (or, in the course's folder, pip install -e '.[full]'). Or run the course "
+            "without it with AUDIOX_PROFILE=offline."
         ) from err
     try:
         model = EncodecModel.from_pretrained(MODEL_ID)

@@ -34,6 +34,7 @@ torch.Size([1, 512])
 
 from __future__ import annotations
 
+import contextlib
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
@@ -125,6 +126,156 @@ def repeat_pad(wave: torch.Tensor, length: int) -> torch.Tensor:
     return F.pad(wave, (0, length - wave.shape[-1]))
 
 
+#: What laion_clap reads from the Hugging Face hub when imported (three tokenizers) and built (RoBERTa's tokenizer
+#: and weights), one file or a choice of files each: enough to tell whether the hub's cache holds them.
+_HUB_FILES = {
+    "bert-base-uncased": ("vocab.txt",),
+    "roberta-base": ("vocab.json", "merges.txt", "config.json", ("model.safetensors", "pytorch_model.bin")),
+    "facebook/bart-base": ("vocab.json", "merges.txt"),
+}
+#: the transformers classes whose ``from_pretrained`` laion_clap calls
+_HUB_CLASSES = ("BertTokenizer", "RobertaTokenizer", "BartTokenizer", "BertModel", "RobertaModel", "BartModel")
+
+
+def _require_laion_clap() -> None:
+    """A ``ValueError`` naming the install when laion-clap or transformers is missing; imports neither."""
+    import importlib.util
+
+    missing = [dist for module, dist in (("laion_clap", "laion-clap"), ("transformers", "transformers"))
+               if importlib.util.find_spec(module) is None]
+    if missing:
+        raise ValueError(
+            f"LAION-CLAP (the full profile's CLAP) needs {' and '.join(missing)}, which is not installed. On Colab: "
+            f"uncomment the AUDIOX_PROFILE line of the notebook's first cell and run that cell again. Elsewhere, in "
+            f"the course's folder: make install (or pip install -e '.[full]', then pip install --no-deps "
+            f"laion-clap==1.1.7). Or run the course without it: AUDIOX_PROFILE=offline."
+        )
+
+
+def _hub_endpoint() -> tuple[str, int]:
+    """Where a connection to the hub goes first: the HTTPS proxy when one is set, else ``$HF_ENDPOINT`` or the hub."""
+    import os
+    import urllib.parse
+    import urllib.request
+
+    url = urllib.request.getproxies().get("https") or os.environ.get("HF_ENDPOINT") or "https://huggingface.co"
+    parts = urllib.parse.urlsplit(url if "//" in url else "//" + url)
+    return parts.hostname or "huggingface.co", parts.port or (80 if parts.scheme == "http" else 443)
+
+
+def _hub_reachable(timeout: float) -> bool:
+    """Whether a TCP connection to :func:`_hub_endpoint` opens within ``timeout`` seconds, name lookup included."""
+    import socket
+    import threading
+
+    opened = []
+
+    def connect():
+        try:
+            socket.create_connection(_hub_endpoint(), timeout=timeout).close()
+            opened.append(True)
+        except OSError:
+            pass
+
+    thread = threading.Thread(target=connect, daemon=True)  # a name lookup does not time out by itself
+    thread.start()
+    thread.join(timeout)
+    return bool(opened)
+
+
+def _hub_cached() -> bool:
+    """Whether the Hugging Face cache holds every file of :data:`_HUB_FILES`."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:
+        return False
+    for repo, files in _HUB_FILES.items():
+        for choice in files:
+            choice = (choice,) if isinstance(choice, str) else choice
+            if not any(isinstance(try_to_load_from_cache(repo, name), str) for name in choice):
+                return False
+    return True
+
+
+@contextlib.contextmanager
+def _local_files_only():
+    """``from_pretrained`` of the classes laion_clap uses reads the hub's cache only, with no request."""
+    import functools
+
+    import transformers
+
+    saved = []
+    for name in _HUB_CLASSES:
+        cls = getattr(transformers, name, None)
+        if cls is None:
+            continue
+        saved.append((cls, cls.__dict__.get("from_pretrained")))
+        original = cls.from_pretrained.__func__
+
+        @functools.wraps(original)
+        def local(klass, *args, _original=original, **kwargs):
+            return _original(klass, *args, **{**kwargs, "local_files_only": True})
+
+        cls.from_pretrained = classmethod(local)
+    try:
+        yield
+    finally:
+        for cls, own in reversed(saved):
+            if own is None:
+                del cls.from_pretrained
+            else:
+                cls.from_pretrained = own
+
+
+@contextlib.contextmanager
+def _laion_clap_hub(timeout: float = 3.0):
+    """Around importing laion_clap and building ``CLAP_Module``, which read the Hugging Face hub: a ``ValueError``
+    that names the problem and the fix within seconds, instead of minutes of retried requests without network.
+
+    Offline with everything cached, the files are read from the cache without a request; a failed import leaves
+    no half-imported laion_clap behind, so the next try starts afresh.
+    """
+    import importlib.util
+    import os
+    import sys
+
+    _require_laion_clap()
+    flags = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+    offline = [v for v in flags if os.environ.get(v, "").strip().lower() in ("1", "true", "yes", "on")]
+    local = False
+    if not offline and not _hub_reachable(timeout):
+        host, port = _hub_endpoint()
+        if not _hub_cached():
+            raise ValueError(
+                f"LAION-CLAP cannot be loaded: laion_clap fetches the BERT, RoBERTa and BART tokenizers and "
+                f"roberta-base from the Hugging Face hub when it is imported and built, {host}:{port} could not be "
+                f"reached (tried for {timeout:g} s), and they are not in the Hugging Face cache yet. Connect to the network and run "
+                f"this again (they are cached after the first time), or continue without network with "
+                f"AUDIOX_PROFILE=offline."
+            )
+        local = True
+    package = importlib.util.find_spec("laion_clap").submodule_search_locations[0]
+    modules, path = set(sys.modules), list(sys.path)
+    try:
+        with _local_files_only() if local else contextlib.nullcontext():
+            yield
+    except OSError as err:  # how transformers and huggingface_hub fail: no connection, not cached, offline mode
+        if "laion_clap" not in sys.modules:  # the import failed: forget its half-imported modules
+            for name in set(sys.modules) - modules:
+                origin = getattr(sys.modules.get(name), "__file__", None) or ""
+                if origin.startswith(package):
+                    del sys.modules[name]
+            sys.path[:] = path
+        lines = str(err).strip().splitlines()
+        why = f"{' and '.join(offline)} set, and not all are cached" if offline else (lines[0][:200] if lines else "")
+        fix = f"unset {' and '.join(offline)} on a machine with network" if offline else "connect to the network"
+        raise ValueError(
+            f"LAION-CLAP cannot be loaded: laion_clap fetches the BERT, RoBERTa and BART tokenizers and roberta-base "
+            f"from the Hugging Face hub or its cache ({why}). To fix it, {fix} and run this again (they are cached "
+            f"after the first time), or continue without network with AUDIOX_PROFILE=offline."
+        ) from err
+
+
 class LaionClap(ClapBase):
     """LAION-CLAP (``laion_clap.CLAP_Module``, no fusion) implementing the whole Clap protocol.
 
@@ -161,10 +312,11 @@ class LaionClap(ClapBase):
 
     def __init__(self, amodel: str = "HTSAT-tiny", device=None):
         super().__init__()
-        import laion_clap  # heavy (transformers, torchlibrosa); only the full profile needs it
-
         dev = config.device(device)
-        self.laion = laion_clap.CLAP_Module(enable_fusion=False, device=str(dev), amodel=amodel)
+        with _laion_clap_hub():  # laion_clap reads the hub when imported and built: checked first, in seconds
+            import laion_clap  # heavy (transformers, torchlibrosa); only the full profile needs it
+
+            self.laion = laion_clap.CLAP_Module(enable_fusion=False, device=str(dev), amodel=amodel)
         self.amodel = amodel
         self.eval()
 
@@ -374,6 +526,7 @@ def load_laion_clap(
     torch.Size([1, 512])
     """
     entry = checkpoint_info(name)
+    _require_laion_clap()  # before a 2 GB download it could not use
     dest = None
     if checkpoint is None:
         dest = config.cache_dir() / "laion_clap" / entry.filename

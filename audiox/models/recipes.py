@@ -32,9 +32,10 @@ import time
 import torch
 
 from .. import audio
-from ..config import device as pick_device, seed_everything
+from ..config import seed_everything
 from ..data.hub import save_atomically, sha256sum
 from . import zoo
+from .base import parameter_device
 from .zoo import MODELS_DIR, card, load
 
 # ---------------------------------------------------------------------------------------------
@@ -81,7 +82,7 @@ def contrastive_loss(audio_emb, text_emb, relevant, logit_scale) -> torch.Tensor
     from ..zeroshot import logits as similarity_logits
 
     logits = similarity_logits(logit_scale, text_emb, audio_emb)  # [captions, clips]
-    target = relevant.float()
+    target = relevant.float().to(logits.device)  # relevance is built on the CPU, from words
     text_to_audio = -(target / target.sum(1, keepdim=True) * logits.log_softmax(dim=1)).sum(1).mean()
     audio_to_text = -(target.T / target.T.sum(1, keepdim=True) * logits.T.log_softmax(dim=1)).sum(1).mean()
     return (text_to_audio + audio_to_text) / 2
@@ -99,7 +100,9 @@ def synth_quality(clap, split: str = "test", progress: bool = False, dataset=Non
     )
 
     ds = dataset if dataset is not None else SynthSounds(split=split)
-    audio_emb = embed_waves(clap, ds.waves(), ds.sample_rate, progress=progress).to(pick_device())
+    # on the model's device, where its text embeddings are: not config.device(), which is the GPU even when
+    # the model being evaluated (tiny-clap during its CPU training) is not on it
+    audio_emb = embed_waves(clap, ds.waves(), ds.sample_rate, progress=progress).to(parameter_device(clap))
     labels = ds.labels.to(audio_emb.device)
     result = {}
     for key, templates in (("zero_shot_accuracy", (PROMPT,)), ("zero_shot_accuracy_ensemble", TEMPLATES)):
@@ -330,14 +333,14 @@ def l2i_clips(split: str) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.cat([ds.waves() for ds in sets]), torch.cat([ds.labels for ds in sets])
 
 
-def l2i_model(name: str):
+def l2i_model(name: str, device=None):
     """The model an ``l2i-*`` interpreter explains: synth-cnn, or tiny-clap's zero-shot classifier of the
-    SynthSounds classes ("the sound of a {class}")."""
+    SynthSounds classes ("the sound of a {class}"), on ``device`` (default :func:`audiox.config.device`)."""
     from ..data.synth import CLASSES
     from ..zeroshot import ZeroShotClassifier
 
     base = zoo.entry(name)["depends_on"][0]
-    return load(base) if base == "synth-cnn" else ZeroShotClassifier(load(base), CLASSES)
+    return load(base, device) if base == "synth-cnn" else ZeroShotClassifier(load(base, device), CLASSES)
 
 
 def train_l2i(name: str, epochs: int = 20, seed: int = 0, progress: bool = True):
@@ -363,7 +366,7 @@ def l2i_quality(name: str, interpreter, split: str = "test", progress: bool = Fa
     from .. import l2i, nmf
     from .classifiers import spectrograms
 
-    model = l2i_model(name)
+    model = l2i_model(name, parameter_device(interpreter))  # where the interpreter is (on the CPU when shipped)
     waves, _ = l2i_clips(split)
     magnitude = spectrograms(model, waves)
     classifier_logits, interpreter_logits = l2i.predict(model, interpreter, magnitude)
@@ -446,7 +449,8 @@ def train_keyword_latent_cnn(epochs: int = 40, batch_size: int = 32, seed: int =
 
     seed_everything(seed)
     codec = load("tiny-codec")
-    model = LatentClassifier(list(KEYWORDS), latent_channels=codec.latent_channels)
+    # initialised on the CPU (the same weights wherever it trains), then trained next to the codec
+    model = LatentClassifier(list(KEYWORDS), latent_channels=codec.latent_channels).to(parameter_device(codec))
     history = train_latent_classifier(codec, model, *keyword_clips("train"), *keyword_clips("val"), epochs=epochs,
                                       batch_size=batch_size, seed=seed, progress=progress, desc="keyword-latent-cnn")
     return model, history

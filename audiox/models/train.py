@@ -17,6 +17,7 @@ True
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import time
 from pathlib import Path
@@ -40,6 +41,59 @@ class History:
     best_epoch: int = -1
     seconds: float = 0.0
     stopped_early: bool = False
+
+
+@contextlib.contextmanager
+def random_state_kept():
+    """Run a block, then put back every random state it moved (Python, NumPy, torch on the CPU and CUDA).
+
+    :func:`fit` reseeds everything, so a training cell would otherwise change every random draw after it: a
+    notebook's GPU cell runs inside this, and what follows it draws the same numbers at any budget.
+
+    >>> _ = torch.manual_seed(0); expected = torch.rand(1)
+    >>> _ = torch.manual_seed(0)
+    >>> with random_state_kept():
+    ...     _ = torch.rand(5)
+    >>> torch.equal(torch.rand(1), expected)
+    True
+    """
+    import random
+
+    import numpy as np
+
+    states = random.getstate(), np.random.get_state()
+    with torch.random.fork_rng(devices=range(torch.cuda.device_count())):
+        try:
+            yield
+        finally:
+            random.setstate(states[0])
+            np.random.set_state(states[1])
+
+
+def check_training(history: History, model: nn.Module, rebuild: Callable[[], nn.Module], path: str | Path) -> str:
+    """What a GPU cell checks at any budget: every epoch's loss is finite, the loss fell below the first
+    epoch's, and the weights saved to ``path`` (atomically) load into a fresh ``rebuild()`` unchanged.
+
+    Returns the line to print (booleans and counts only, so it reads the same on any device); raises
+    ``AssertionError`` naming what failed, so a broken training cell fails loudly, in CI and on a GPU.
+
+    >>> import tempfile
+    >>> model = nn.Linear(1, 1)
+    >>> history = fit(model, lambda m, b: ((m(b) - 3 * b) ** 2).mean(), lambda e: [torch.ones(4, 1)], epochs=3,
+    ...               lr=0.1, progress=False)
+    >>> check_training(history, model, lambda: nn.Linear(1, 1), Path(tempfile.mkdtemp()) / "linear.pt")
+    '3 epochs: loss finite True, fell True; checkpoint reloads to the same weights True'
+    """
+    finite = bool(history.loss) and all(torch.isfinite(torch.tensor(history.loss)).tolist())
+    fell = len(history.loss) > 1 and min(history.loss[1:]) < history.loss[0]
+    save_atomically(model.state_dict(), Path(path))
+    fresh = rebuild()
+    fresh.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    saved = model.state_dict()
+    same = all(torch.equal(value.cpu(), saved[name].cpu()) for name, value in fresh.state_dict().items())
+    line = f"{len(history.loss)} epochs: loss finite {finite}, fell {fell}; checkpoint reloads to the same weights {same}"
+    assert finite and fell and same, f"training check failed: {line} (losses {history.loss})"
+    return line
 
 
 def fit(
