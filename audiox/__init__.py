@@ -13,7 +13,7 @@
 from .config import budget, cache_dir, device, profile, seed_everything
 from .data import load_dataset
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 
 def load_clap(name: str | None = None, device=None):
