@@ -17,6 +17,7 @@ Two profiles pick *which* model and data a notebook uses; the method code is the
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 from pathlib import Path
@@ -121,6 +122,30 @@ def seed_everything(seed: int = 0) -> int:
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
     return seed
+
+
+@contextlib.contextmanager
+def random_state_kept(cuda: bool = True):
+    """Run a block, then put back every random state it moved (Python, NumPy, torch on the CPU and, with
+    ``cuda``, on every GPU; ``cuda=False`` for a block that draws nothing there, which then stays untouched).
+
+    :func:`audiox.models.train.fit` reseeds everything, so a training cell would otherwise change every random
+    draw after it: a notebook's GPU cell runs inside this, and what follows draws the same numbers at any budget.
+
+    >>> _ = torch.manual_seed(0); expected = torch.rand(1)
+    >>> _ = torch.manual_seed(0)
+    >>> with random_state_kept():
+    ...     _ = torch.rand(5)
+    >>> torch.equal(torch.rand(1), expected)
+    True
+    """
+    states = random.getstate(), np.random.get_state()
+    with torch.random.fork_rng(devices=range(torch.cuda.device_count()) if cuda else []):
+        try:
+            yield
+        finally:
+            random.setstate(states[0])
+            np.random.set_state(states[1])
 
 
 def describe() -> str:

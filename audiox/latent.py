@@ -53,6 +53,7 @@ import torch
 import torch.nn.functional as F
 
 from . import audio
+from .config import random_state_kept
 from .batching import batched
 from .explain import Explainer, Explanation, resolve_target
 from .models.base import frozen, parameter_device, prepare_waves
@@ -188,8 +189,7 @@ def attribute(classifier, latent: torch.Tensor, method: str = "integrated_gradie
     # gradient_shap draws noise (torch's CPU generator, then moved: audiox.gradients.NoiseTunnel) and path points
     # (numpy's global generator, in captum 0.9): both seeded here, so a GPU draws what a CPU draws, and the
     # caller's random state is given back afterwards. Nothing is drawn on the device: its generator is left alone.
-    numpy_state = np.random.get_state()
-    with torch.random.fork_rng(devices=[]), frozen(classifier):
+    with random_state_kept(cuda=False), frozen(classifier):
         torch.manual_seed(seed)
         np.random.seed(seed)
         if method == "integrated_gradients":
@@ -209,7 +209,6 @@ def attribute(classifier, latent: torch.Tensor, method: str = "integrated_gradie
             out = attr.Occlusion(classifier).attribute(
                 inputs, (channels, frames), strides=(channels, frames), baselines=base, target=target,
                 perturbations_per_eval=max(1, internal_batch_size // len(latent)))
-    np.random.set_state(numpy_state)
     return out.detach()
 
 

@@ -74,6 +74,7 @@ def _from_a_live_widget() -> bool:
     except Exception:  # an older ipykernel without get_parent, or no kernel at all: re-publish, as before
         return False
 
+
 #: The sample rates an Opus stream can be encoded at (RFC 6716).
 OPUS_RATES = (8_000, 12_000, 16_000, 24_000, 48_000)
 
@@ -211,12 +212,15 @@ class _StaticFallback:
             handle_displayed(**kwargs)
 
 
+def _live_audio(wav: bytes = b"") -> widgets.Audio:
+    return widgets.Audio(value=wav, format="wav", autoplay=False, loop=False)
+
+
 class Player(_StaticFallback, widgets.VBox):
     """One labelled player: ``children`` = ``[HTML label, Audio]``; displays with its static copy."""
 
     def __init__(self, wav: bytes, label: str = ""):
-        super().__init__([widgets.HTML(f"<b>{label}</b>"),
-                          widgets.Audio(value=wav, format="wav", autoplay=False, loop=False)])
+        super().__init__([widgets.HTML(f"<b>{label}</b>"), _live_audio(wav)])
         self._audiox_plain = _summary(label, wav)
         self._audiox_html = _static_player(label, wav)
 
@@ -332,8 +336,6 @@ class SliderExplorer:
         head = [widgets.HBox(self.controls)] if self.controls else []
         self._children = [*head, slider, self.text, self.player_box]
         self.widget = widgets.VBox(self._children)
-        self._static_players: list[str] = []  # the players' static copies (Opus), as of the last update
-        self._plain_players: list[str] = []
         self._png: bytes | None = None
         self._display_id = f"audiox-explorer-{uuid.uuid4().hex}"
         self._displayed = False
@@ -350,16 +352,11 @@ class SliderExplorer:
 
     def _set_players(self, waves: dict) -> None:
         if list(waves) != list(self.players):  # first call, or other labels: build the row once
-            self.players = {name: widgets.Audio(format="wav", autoplay=False, loop=False) for name in waves}
+            self.players = {name: _live_audio() for name in waves}
             self.player_box.children = [widgets.VBox([widgets.HTML(f"<b>{name}</b>"), audio])
                                         for name, audio in self.players.items()]
-        self._static_players = []
-        self._plain_players = []
         for name, wave in waves.items():
-            wav = to_wav_bytes(wave, self.sample_rate)
-            self.players[name].value = wav
-            self._static_players.append(_static_player(name, wav))
-            self._plain_players.append(_summary(name, wav))
+            self.players[name].value = to_wav_bytes(wave, self.sample_rate)
 
     @property
     def value(self):
@@ -399,7 +396,8 @@ class SliderExplorer:
         ]
         if self.text.value:
             parts.append(f"<div>{self.text.value}</div>")
-        parts.append(_static_row(self._static_players))
+        # encoded here, when published, not on every update: a learner's drag publishes nothing
+        parts.append(_static_row(_static_player(name, a.value) for name, a in self.players.items()))
         if self._png is not None:
             png = base64.b64encode(self._png).decode("ascii")
             parts.append(f'<img alt="figure" src="data:image/png;base64,{png}">')
@@ -408,7 +406,8 @@ class SliderExplorer:
 
     def _static_plain(self) -> str:
         controls = ", ".join(_control_plain(w) for w in self._value_controls())
-        return f"SliderExplorer({controls}, players=[{', '.join(self._plain_players)}])"
+        players = ", ".join(_summary(name, a.value) for name, a in self.players.items())
+        return f"SliderExplorer({controls}, players=[{players}])"
 
     def _repr_mimebundle_(self, include=None, exclude=None, **kwargs):
         return _bundle(self.widget, self._static_plain(), self._static_html())

@@ -17,7 +17,6 @@ True
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import time
 from pathlib import Path
@@ -41,33 +40,6 @@ class History:
     best_epoch: int = -1
     seconds: float = 0.0
     stopped_early: bool = False
-
-
-@contextlib.contextmanager
-def random_state_kept():
-    """Run a block, then put back every random state it moved (Python, NumPy, torch on the CPU and CUDA).
-
-    :func:`fit` reseeds everything, so a training cell would otherwise change every random draw after it: a
-    notebook's GPU cell runs inside this, and what follows it draws the same numbers at any budget.
-
-    >>> _ = torch.manual_seed(0); expected = torch.rand(1)
-    >>> _ = torch.manual_seed(0)
-    >>> with random_state_kept():
-    ...     _ = torch.rand(5)
-    >>> torch.equal(torch.rand(1), expected)
-    True
-    """
-    import random
-
-    import numpy as np
-
-    states = random.getstate(), np.random.get_state()
-    with torch.random.fork_rng(devices=range(torch.cuda.device_count())):
-        try:
-            yield
-        finally:
-            random.setstate(states[0])
-            np.random.set_state(states[1])
 
 
 def check_training(history: History, model: nn.Module, rebuild: Callable[[], nn.Module], path: str | Path) -> str:
