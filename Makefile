@@ -18,7 +18,7 @@ $(BIN)/python:
 $(STAMP): pyproject.toml Makefile | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet $(TORCH_PINS)
-	$(BIN)/python -m pip install --quiet -e ".[full,dev]"
+	$(BIN)/python -m pip install --quiet -e ".[full,dev,pretrained]"
 	# laion-clap declares numpy<2 but runs with numpy 2: install it without its pins.
 	$(BIN)/python -m pip install --quiet --no-deps laion-clap==1.1.7
 	$(BIN)/python -m ipykernel install --user --name audiox --display-name "Python (audiox)" >/dev/null

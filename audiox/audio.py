@@ -39,10 +39,19 @@ SAMPLE_RATE = 16_000
 #: STFT used for masks and listenable output at 16 kHz: 32 ms Hann window, 8 ms hop.
 N_FFT = 512
 HOP_LENGTH = 128
-#: Formats soundfile reads everywhere (libsndfile); mp3 support varies between builds.
-SUPPORTED_FORMATS = (".wav", ".flac", ".ogg")
 #: Peak amplitude under which a clip counts as silent (about -80 dBFS).
 SILENCE_PEAK = 1e-4
+#: Peak above which :func:`validate` warns that a float wave is not scaled to [-1, 1] (scaled like PCM integers, or
+#: far too loud). What the notebooks give the models peaks below 1.11 (SynthSounds clips and mixtures at most 0.90,
+#: the keyword set 0.91, the tiny codec's resynthesised and edited clips 1.11): a mild overshoot after processing is
+#: normal and not worth a warning on every call; a peak of 2 (+6 dB over full scale) is no accident.
+PCM_SCALED_PEAK = 2.0
+#: A file that lacks more than this many seconds of what its header promises counts as truncated: a writer that
+#: miscounts its header by a few bytes (some do) has not lost any sound, a broken download or export has.
+TRUNCATION_TOLERANCE_SECONDS = 0.01
+#: Shortest file :func:`load` accepts. Under 10 ms is a click at most, never a sound a model here can use (the STFT
+#: window is 32 ms, validate asks 0.1 s, the models 0.25 s): most likely a broken export.
+MIN_FILE_SECONDS = 0.01
 
 
 def _as_tensor(wave, name: str) -> torch.Tensor:
@@ -135,48 +144,234 @@ def validate(
             f"{name} is {seconds:.3f} s long ({wave.shape[-1]} samples at {sample_rate} Hz); at least "
             f"{min_seconds} s is needed: use a longer clip or audiox.audio.pad_to(wave, seconds, sample_rate)."
         )
+    peaks = wave.detach().abs().amax(dim=-1)  # detached: a scalar read off a graph would warn (torch >= 2.4)
     if not allow_silence:
-        peaks = wave.abs().amax(dim=-1)
         if (peaks < SILENCE_PEAK).any():
             which = "" if not batched else f" (clips {torch.nonzero(peaks < SILENCE_PEAK).flatten().tolist()})"
             raise ValueError(
                 f"{name} is all silent{which} (peak below {SILENCE_PEAK}); there is nothing to explain: "
                 f"check the file or the gain, or pass allow_silence=True where silence is expected."
             )
+    if (peaks > PCM_SCALED_PEAK).any():  # the models were trained on [-1, 1]: a log-mel 90 dB too loud is another input
+        which = "" if not batched else f" (clips {torch.nonzero(peaks > PCM_SCALED_PEAK).flatten().tolist()})"
+        warnings.warn(_overshoot_message(f"{name}{which}", float(peaks.max())), UserWarning, stacklevel=2)
     return wave
 
 
+def _overshoot_message(what: str, peak: float) -> str:
+    """What is wrong with samples beyond full scale, and the fix: PCM integers stored as floats, or a loud clip."""
+    if peak >= 128:  # 8-bit PCM peaks at 127, 16-bit at 32767: integers stored as floats, not a loud recording
+        return (f"{what} looks scaled like integer PCM (peak {peak:.6g}), not like audio in [-1, 1]: divide by 32768 "
+                f"if it came from 16-bit PCM (2**23 for 24-bit, 2**31 for 32-bit), or use audiox.audio.load, which "
+                f"scales for you; or scale it with audiox.audio.normalise(wave).")
+    return (f"{what} has samples beyond ±1 (peak {peak:.3g}): it will clip when played or saved, and the models "
+            f"expect [-1, 1]; divide by the peak (audiox.audio.normalise(wave) scales it to 0.9).")
+
+
 def load(path, sample_rate: int | None = SAMPLE_RATE, *, mono: bool = True) -> torch.Tensor:
-    """Read a wav/flac/ogg file as float32, mixed down to mono and resampled to ``sample_rate``.
+    """Read an audio file as float32 in [-1, 1], mixed down to mono and resampled to ``sample_rate``.
 
     ``sample_rate=None`` keeps the file's rate (read it with :func:`info`). Returns ``[T]``
     (or ``[C, T]`` with ``mono=False``).
+
+    The file is read by its *content*, not its name: whatever libsndfile decodes (WAV, FLAC,
+    Ogg Vorbis/Opus, AIFF, ... and MP3 from libsndfile 1.1; ``soundfile.available_formats()``
+    lists them) loads, a WAV named ``.mp3`` too. Anything else raises a ``ValueError`` that
+    names the problem and the fix: a directory, a missing or empty file, a format libsndfile
+    cannot decode (M4A/AAC, WebM, ...: convert it with ffmpeg), a corrupt file, a truncated
+    one (its header promises more than it holds: WAV, FLAC and MP3 are checked; a cut Ogg
+    file cannot be told from a short one), a file without samples or too short to be a sound
+    (under :data:`MIN_FILE_SECONDS`). A float file with samples beyond ±1 loads with a warning.
+
+    >>> import tempfile
+    >>> t = torch.arange(8000) / 8000
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     path = save(Path(tmp) / "tone.wav", 0.5 * torch.sin(2 * torch.pi * 440 * t), 8000)
+    ...     wave = load(path)                                # resampled to 16 kHz
+    ...     tuple(wave.shape), round(float(wave.abs().max()), 2), info(path).samplerate
+    ((16000,), 0.5, 8000)
     """
     path = Path(path)
     if not path.exists():
         raise ValueError(f"audio file {path} does not exist; check the path (relative to {Path.cwd()}).")
-    if path.suffix.lower() not in SUPPORTED_FORMATS:
+    if path.is_dir():
         raise ValueError(
-            f"{path.name}: format {path.suffix or '(no extension)'} is not supported; convert it to one of "
-            f"{SUPPORTED_FORMATS}, e.g. `ffmpeg -i {path.name} {path.stem}.wav`."
+            f"{path} is a directory, not an audio file; pass one file (e.g. sorted(Path({str(path)!r}).glob('*.wav'))"
+            f"[0]), or load each of them: [audiox.audio.load(f) for f in sorted(Path({str(path)!r}).glob('*.wav'))]."
         )
     if path.stat().st_size == 0:
         raise ValueError(f"audio file {path} is empty (0 bytes); re-download or re-export it.")
+    # A WAV header says how many bytes of samples follow; libsndfile quietly reads what is there, so a cut
+    # file (an interrupted download) would load as a shorter clip. Compare before decoding.
+    _check_wav_length(path)
     try:
-        data, file_rate = sf.read(str(path), dtype="float32", always_2d=True)
-    except (sf.LibsndfileError, RuntimeError) as err:
+        with sf.SoundFile(str(path)) as f:  # libsndfile recognises the format by the file's content
+            promised, file_rate = f.frames, f.samplerate
+            data = _read_blocks(f, path, promised)
+    except TypeError as err:  # soundfile reads a *.raw name as headerless samples, which need a rate and sample type
         raise ValueError(
-            f"audio file {path} could not be decoded ({err}); it is corrupt or not really "
-            f"{path.suffix}: re-download it or convert it with ffmpeg."
+            f"{path.name}: soundfile takes a .raw file for headerless samples ({err}); if it is a WAV or another "
+            f"format, rename it; if it really is raw PCM, convert it with its rate, e.g. "
+            f"`ffmpeg -f s16le -ar 16000 -ac 1 -i {path.name} {path.stem}.wav`."
         ) from err
-    if data.shape[0] == 0:
+    except (sf.LibsndfileError, RuntimeError) as err:  # LibsndfileError is a RuntimeError; so are older ones
+        raise ValueError(_undecodable_message(path, err)) from err
+    frames = data.shape[0]
+    # the header's count against what decoded: catches e.g. a cut MP3 (its Xing header counts the whole file)
+    if promised < _UNKNOWN_LENGTH and promised - frames > TRUNCATION_TOLERANCE_SECONDS * file_rate:
+        raise ValueError(_truncated_message(path, promised, frames, file_rate))
+    if frames == 0:
         raise ValueError(f"audio file {path} holds no samples; re-download or re-export it.")
+    if frames < MIN_FILE_SECONDS * file_rate:
+        raise ValueError(
+            f"audio file {path} is {frames} sample{'s' if frames != 1 else ''} long ({_duration(frames, file_rate)} "
+            f"at {file_rate} Hz), too short to be a sound any model here can use (they need 0.1 to 0.25 s); it is "
+            f"probably a broken export: re-export or re-record a longer clip (one meant to be this short: read it with "
+            f"soundfile.read and pad it with audiox.audio.pad_to)."
+        )
+    peak = float(np.abs(data).max())
+    if peak > 1.0:  # only a float file can hold these (PCM reads in [-1, 1)); a player or save clips them
+        warnings.warn(_overshoot_message(f"audio file {path.name}", peak), UserWarning, stacklevel=2)
     wave = torch.from_numpy(data.T.copy())  # soundfile gives [T, C]; torch audio code uses [C, T]
     if mono:
         wave = to_mono(wave)
     if sample_rate is not None and file_rate != sample_rate:
         wave = resample(wave, file_rate, sample_rate)
     return wave
+
+
+_READ_BLOCK = 1 << 20  # frames per read: one block for most clips, no giant buffer for a header that lies
+_UNKNOWN_LENGTH = 2**63 - 1  # libsndfile's SF_COUNT_MAX: the length is not known
+
+
+def _read_blocks(f: sf.SoundFile, path: Path, promised: int) -> np.ndarray:
+    """All frames of an open file ``[T, C]``; a decoder error part-way (a cut FLAC) becomes the truncated error."""
+    blocks, held = [], 0
+    while True:
+        try:
+            block = f.read(_READ_BLOCK, dtype="float32", always_2d=True)
+        except sf.LibsndfileError as err:
+            if held < promised < _UNKNOWN_LENGTH:  # the header was read and promised more: cut off or damaged
+                raise ValueError(_truncated_message(path, promised, _decodable_frames(path), f.samplerate, err)) from err
+            raise
+        if len(block) == 0:
+            break
+        blocks.append(block)
+        held += len(block)
+    return blocks[0] if len(blocks) == 1 else np.concatenate(blocks) if blocks else np.zeros((0, f.channels),
+                                                                                              np.float32)
+
+
+def _decodable_frames(path: Path, block: int = 4096) -> int:
+    """How many frames decode before the decoder gives up (counted in small blocks: a failed block yields nothing)."""
+    held = 0
+    try:
+        with sf.SoundFile(str(path)) as f:
+            while len(chunk := f.read(block, dtype="float32", always_2d=True)):
+                held += len(chunk)
+    except (sf.LibsndfileError, RuntimeError):
+        pass
+    return held
+
+
+def _duration(frames: int, rate: int) -> str:
+    return f"{frames / rate:.3f} s" if frames >= 0.1 * rate else f"{1000 * frames / rate:.2f} ms"
+
+
+def _truncated_message(path: Path, promised: int, held: int, rate: int, err: Exception | None = None) -> str:
+    said = f"its header says {promised} samples ({_duration(promised, rate)} at {rate} Hz)"
+    if err is None:
+        return (f"audio file {path} is truncated: {said}, the file holds {held} ({_duration(held, rate)}); it was cut "
+                f"short (an interrupted download or export): re-download or re-export it.")
+    return (f"audio file {path} is truncated or damaged: {said}, only the first {held} ({_duration(held, rate)}) "
+            f"decode ({err}); re-download or re-export it.")
+
+
+def _check_wav_length(path: Path) -> None:
+    """Raise the truncated error for a RIFF/WAVE file whose ``data`` chunk promises more bytes than the file holds."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(12)
+            if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+                return  # not a (little-endian, 32-bit) WAV: nothing to compare here
+            size, pos, rate, byte_rate = path.stat().st_size, 12, 0, 0
+            for _ in range(256):  # walk the chunks (fmt, fact, LIST, ...) up to the samples
+                f.seek(pos)
+                chunk = f.read(8)
+                if len(chunk) < 8:
+                    return  # no data chunk at all: libsndfile's own error says so
+                kind, length = chunk[:4], int.from_bytes(chunk[4:], "little")
+                if kind == b"fmt ":
+                    fmt = f.read(12)
+                    if len(fmt) == 12:
+                        rate, byte_rate = int.from_bytes(fmt[4:8], "little"), int.from_bytes(fmt[8:12], "little")
+                elif kind == b"data":
+                    # 0 and 0xFFFFFFFF are what streaming writers put before they know the length: not a promise
+                    if not (rate and byte_rate) or length in (0, 0xFFFFFFFF):
+                        return
+                    held = min(length, size - pos - 8)
+                    if (length - held) / byte_rate > TRUNCATION_TOLERANCE_SECONDS:
+                        # byte_rate = rate * bytes per frame (average, for ADPCM and the like): bytes -> samples
+                        raise ValueError(_truncated_message(path, length * rate // byte_rate, held * rate // byte_rate,
+                                                            rate))
+                    return
+                pos += 8 + length + (length & 1)  # chunks are padded to an even length
+    except OSError:
+        return  # unreadable: soundfile's error below names it
+
+
+#: Magic bytes at the start of a file -> the format's name, to say honestly what a file is when it cannot be decoded.
+_MAGIC = (
+    (0, b"RIFF", "WAV (RIFF)"), (0, b"RF64", "RF64 (WAV)"), (0, b"fLaC", "FLAC"), (0, b"OggS", "Ogg"),
+    (0, b"ID3", "MP3"), (0, b"FORM", "AIFF"), (0, b"caff", "CAF"), (0, b".snd", "AU"), (4, b"ftyp", "MP4/M4A (AAC)"),
+    (0, b"\x1aE\xdf\xa3", "WebM/Matroska"), (0, b"0&\xb2u\x8ef\xcf\x11", "WMA (ASF)"), (0, b"#!AMR", "AMR"),
+)
+#: Formats libsndfile does not decode (MP3 only before 1.1), and the names that claim them.
+_NEEDS_FFMPEG = {
+    "MP4/M4A (AAC)": (".m4a", ".mp4", ".m4b", ".alac", ".3gp"), "AAC (ADTS)": (".aac",),
+    "WebM/Matroska": (".webm", ".mka", ".mkv"), "WMA (ASF)": (".wma", ".asf"), "AMR": (".amr",), "MP3": (".mp3",),
+}
+
+
+def _sniff(path: Path) -> str | None:
+    """The format a file's first bytes announce (``None``: none known)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(16)
+    except OSError:
+        return None
+    for offset, magic, name in _MAGIC:
+        if head[offset:offset + len(magic)] == magic:
+            return name
+    if len(head) >= 2 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0 and head[1] != 0xFF:  # MPEG frame sync
+        return "AAC (ADTS)" if head[1] & 0x06 == 0 else "MP3"  # layer bits 00: ADTS (AAC), else MPEG layer I-III
+    return None
+
+
+def _undecodable_message(path: Path, err: Exception) -> str:
+    """Why libsndfile could not decode ``path`` and what to do: convert, update, or re-download."""
+    found = _sniff(path)
+    claimed = next((fmt for fmt, suffixes in _NEEDS_FFMPEG.items() if path.suffix.lower() in suffixes), None)
+    kind = found or claimed
+    said = "its content is" if found else f"by its name ({path.suffix}) it is"
+    convert = f"convert it to WAV with ffmpeg: `ffmpeg -i {path.name} {path.stem}.wav`"
+    if kind == "MP3" and "MP3" not in sf.available_formats():
+        return (f"audio file {path} could not be decoded ({err}): {said} MP3, which this libsndfile "
+                f"({sf.__libsndfile_version__}) does not decode; libsndfile >= 1.1 does (`pip install -U soundfile`), "
+                f"or {convert}.")
+    if kind in _NEEDS_FFMPEG and kind != "MP3":
+        unsure = "" if found else " (its content is no format known here: if ffmpeg cannot read it either, it is " \
+                                  "corrupt or not audio)"
+        return (f"audio file {path} could not be decoded ({err}): {said} {kind}, which libsndfile (soundfile) does "
+                f"not read; {convert} (ffmpeg: `apt install ffmpeg`, `brew install ffmpeg` or "
+                f"`conda install ffmpeg`){unsure}.")
+    if found:  # a format libsndfile knows, and still it failed: the file is damaged (or an encoding it lacks)
+        return (f"audio file {path} could not be decoded ({err}); it starts like {found} but is corrupt or truncated "
+                f"(or in an encoding this libsndfile lacks): re-download or re-export it, or try to rescue it with "
+                f"ffmpeg: `ffmpeg -i {path.name} {path.stem}-fixed.wav`.")
+    return (f"audio file {path} could not be decoded ({err}); its content is no audio format libsndfile reads "
+            f"(it reads {', '.join(sorted(sf.available_formats()))}): it is corrupt or not audio; if it plays "
+            f"elsewhere, {convert}.")
 
 
 def info(path) -> sf._SoundFileInfo:

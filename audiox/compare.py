@@ -42,6 +42,7 @@ from tqdm.auto import tqdm
 from . import metrics
 from .batching import batched
 from .explain import Explanation, resolve_target
+from .models.base import needs_phase, spec_logits
 
 #: The matched sizes of notebook 06: each method's top share of time-frequency bins.
 SIZES = (0.05, 0.1, 0.2, 0.4)
@@ -76,9 +77,14 @@ def explainers_for(model, names=None, **options) -> dict:
             for name in names}
 
 
-def probabilities(model, magnitude: torch.Tensor, batch_size: int = 32) -> torch.Tensor:
-    """Class probabilities ``[B, C]`` of (masked) magnitudes: one softmax of the model's logits, in batches."""
-    return metrics.class_probabilities(batched(model.spec_to_logits, magnitude, batch_size=batch_size))
+def probabilities(model, magnitude: torch.Tensor, batch_size: int = 32, phase: torch.Tensor | None = None) -> torch.Tensor:
+    """Class probabilities ``[B, C]`` of (masked) magnitudes: one softmax of the model's logits, in batches
+    (``phase``: the clips' phase, for a model that hears waves)."""
+    if needs_phase(model):
+        logits = batched(lambda m, p: spec_logits(model, m, p), magnitude, phase, batch_size=batch_size)
+    else:
+        logits = batched(model.spec_to_logits, magnitude, batch_size=batch_size)
+    return metrics.class_probabilities(logits)
 
 
 def faithfulness(model, explanation: Explanation, p: torch.Tensor | None = None, batch_size: int = 32,
@@ -93,12 +99,13 @@ def faithfulness(model, explanation: Explanation, p: torch.Tensor | None = None,
     magnitude, mask = explanation.magnitude, explanation.mask.to(explanation.magnitude)
     if (explanation.target < 0).any():
         raise ValueError("faithfulness needs explanations of the model's classes, not of free-text prompts.")
-    p = probabilities(model, magnitude, batch_size) if p is None else p
-    q = probabilities(model, (1 - mask) * magnitude, batch_size)
+    phase = explanation.phase
+    p = probabilities(model, magnitude, batch_size, phase) if p is None else p
+    q = probabilities(model, (1 - mask) * magnitude, batch_size, phase)
     if not masked_in:
         return {"FF": metrics.faithfulness_on_spectra(p, q, explanation.target), "SPS": metrics.sparseness(mask),
                 "COMP": metrics.complexity(mask), "MM": metrics.mask_mean(mask)}
-    o = probabilities(model, mask * magnitude, batch_size)
+    o = probabilities(model, mask * magnitude, batch_size, phase)
     return metrics.faithfulness_metrics(p, o, q, mask, explanation.target)
 
 
@@ -226,9 +233,9 @@ def compare(explainers: dict, model, conditions: dict, sizes=SIZES, by: str = "b
     bar = tqdm(total=len(conditions) * len(explainers), desc="explaining", disable=not progress)
     for name, condition in conditions.items():
         waves = condition["waves"]
-        magnitude = model.spectrogram(waves)[0]
-        target = resolve_target(model, magnitude)  # one target per clip, the same for every method
-        p = probabilities(model, magnitude)
+        magnitude, phase = model.spectrogram(waves)
+        target = resolve_target(model, magnitude, phase=phase)  # one target per clip, the same for every method
+        p = probabilities(model, magnitude, phase=phase)
         result.clips[name] = len(waves)
         for method, explainer in explainers.items():
             start = time.perf_counter()
@@ -254,7 +261,8 @@ def randomisation(explainers: dict, model, waves: torch.Tensor, layers, target: 
     explains the class the *original* model predicts, so only the model changes.
     """
     if target is None:
-        target = resolve_target(model, model.spectrogram(waves)[0])
+        magnitude, phase = model.spectrogram(waves)
+        target = resolve_target(model, magnitude, phase=phase)
     return {method: metrics.cascading_randomization(
                 model, layers, lambda m, e=explainer: e.on(m).explain(waves, target).mask, seed=seed,
                 return_masks=return_masks)

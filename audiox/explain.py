@@ -50,6 +50,7 @@ import torch
 
 from . import audio
 from .batching import batched
+from .models.base import needs_phase, spec_logits
 
 #: The methods by name: where the class lives, what it explains, what it needs. Data, not imports.
 EXPLAINERS = {
@@ -233,9 +234,10 @@ def _class_index(classes, name: str) -> int:
     return list(classes).index(name)
 
 
-def resolve_target(model, magnitude: torch.Tensor, target=None) -> torch.Tensor:
+def resolve_target(model, magnitude: torch.Tensor, target=None, phase: torch.Tensor | None = None) -> torch.Tensor:
     """The class to explain per clip, ``[B]``: ``None`` gives the model's prediction; an int, a class name, a list of
-    either, or a tensor ``[B]`` is checked against the model's classes.
+    either, or a tensor ``[B]`` is checked against the model's classes. ``phase``: the clips' phase, for a model
+    that hears waves (:func:`audiox.models.base.spec_logits`).
 
     >>> from audiox.models.classifiers import CNNClassifier
     >>> model = CNNClassifier(["siren", "bird"]).eval()
@@ -249,6 +251,8 @@ def resolve_target(model, magnitude: torch.Tensor, target=None) -> torch.Tensor:
     """
     batch, device = len(magnitude), magnitude.device
     if target is None:
+        if needs_phase(model):
+            return batched(lambda m, p: spec_logits(model, m, p), magnitude, phase, batch_size=32).argmax(dim=-1)
         return batched(model.spec_to_logits, magnitude, batch_size=32).argmax(dim=-1)
     classes = getattr(model, "classes", None)
     if isinstance(target, str):
@@ -270,9 +274,10 @@ def resolve_target(model, magnitude: torch.Tensor, target=None) -> torch.Tensor:
 class Explainer:
     """The base of every mask explainer: build it around a model, call :meth:`explain`.
 
-    A subclass sets ``method`` (the display name) and implements ``masks(magnitude, target) ->
+    A subclass sets ``method`` (the display name) and implements ``masks(magnitude, target, phase) ->
     (mask [B, F, T] in [0, 1], scores, info)``; :meth:`explain` does the rest the same way for
     all: the edge (the model's ``spectrogram`` validates the input), the target, the sound.
+    ``phase`` is the clips' phase, which a model that hears waves needs (a wrapped model); others ignore it.
     """
 
     method: str = "explainer"
@@ -289,18 +294,19 @@ class Explainer:
         other.model = model
         return other
 
-    def masks(self, magnitude: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict]:
+    def masks(self, magnitude: torch.Tensor, target: torch.Tensor,
+              phase: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, dict]:
         raise NotImplementedError
 
     def explain(self, waves, target=None, sample_rate: int | None = None) -> Explanation:
         """Explain the model's decision (or class ``target``) on clips ``[T]`` or ``[B, T]``."""
         magnitude, phase = self.model.spectrogram(waves, sample_rate)
-        target = self.resolve_target(magnitude, target)
-        mask, scores, info = self.masks(magnitude, target)
+        target = self.resolve_target(magnitude, target, phase)
+        mask, scores, info = self.masks(magnitude, target, phase)
         return self.explanation(magnitude, phase, mask, scores, target, info)
 
-    def resolve_target(self, magnitude: torch.Tensor, target) -> torch.Tensor:
-        return resolve_target(self.model, magnitude, target)
+    def resolve_target(self, magnitude: torch.Tensor, target, phase: torch.Tensor | None = None) -> torch.Tensor:
+        return resolve_target(self.model, magnitude, target, phase)
 
     def explanation(self, magnitude, phase, mask, scores, target, info=None) -> Explanation:
         """An :class:`Explanation` of a mask on ``magnitude``: its sound and residual through the one seam."""
@@ -350,9 +356,31 @@ class RandomMask(Explainer):
             raise ValueError(f"fraction={fraction} must lie in [0, 1].")
         self.fraction, self.active_db, self.seed = fraction, active_db, seed
 
-    def masks(self, magnitude, target):
+    def masks(self, magnitude, target, phase=None):
         draw = torch.rand(magnitude.shape, generator=torch.Generator().manual_seed(self.seed)).to(magnitude.device)
         scores = torch.where(active_bins(magnitude, self.active_db), draw, -1.0)
         flat = scores.flatten(1)
         keep = torch.zeros_like(flat).scatter_(1, flat.topk(int(round(self.fraction * flat.shape[1])), dim=1).indices, 1.0)
         return keep.view_as(magnitude), scores, {"fraction": self.fraction}
+
+
+class LoudestBins(Explainer):
+    """The second control (built directly, ``LoudestBins(model)``; not in the registry of methods, as it explains
+    nothing): the clip's magnitude itself, divided by its peak, so that at any matched size
+    (:meth:`Explanation.at_size`) it keeps the clip's loudest bins. It knows nothing of the model or the target.
+
+    An explanation that does no better than this on ground truth says "where it is loud", not "what the model
+    used": where the source to find is also the loudest thing in the clip (a word over quiet noise), energy
+    precision and recall reward loudness, and this control shows how much.
+
+    >>> from audiox.models.classifiers import CNNClassifier
+    >>> out = LoudestBins(CNNClassifier(["a", "b"]).eval()).explain(torch.randn(1, 16_000) * 0.1)
+    >>> float(out.mask.amax()), bool((out.mask.flatten().argmax() == out.magnitude.flatten().argmax()))
+    (1.0, True)
+    """
+
+    method = "loudest"
+
+    def masks(self, magnitude, target, phase=None):
+        peak = magnitude.flatten(1).amax(dim=1).clamp(min=torch.finfo(magnitude.dtype).tiny)
+        return magnitude / peak.view(-1, 1, 1), magnitude, {}

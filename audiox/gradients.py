@@ -42,7 +42,7 @@ from torch import nn
 
 from . import audio
 from .explain import Explainer, resolve_target
-from .models.base import frozen
+from .models.base import frozen, needs_phase, spec_logits
 from .models.classifiers import LogMelCNN
 
 MODES = ("positive", "absolute")
@@ -129,23 +129,28 @@ class GradientMap(Explainer):
         if self.mode not in MODES:
             raise ValueError(f"mode={self.mode!r}; use one of {MODES}.")
 
-    @property
-    def forward(self):
-        return self.model.spec_to_logits
+    def forward(self, magnitude: torch.Tensor, phase: torch.Tensor | None = None) -> torch.Tensor:
+        """The function explained: the model's logits of a magnitude (heard with ``phase`` by a wave model)."""
+        return spec_logits(self.model, magnitude, phase)
 
-    def attribute(self, magnitude: torch.Tensor, target=None) -> torch.Tensor:
+    def _extra(self, phase: torch.Tensor | None) -> tuple:
+        # the phase travels as a forward argument, so captum copies it along with each clip's scaled or
+        # noisy copies (repeated for IG's steps, interleaved for NoiseTunnel's samples); None for other models
+        return (phase.detach(),) if phase is not None and needs_phase(self.model) else ()
+
+    def attribute(self, magnitude: torch.Tensor, target=None, phase: torch.Tensor | None = None) -> torch.Tensor:
         """The signed attribution ``[B, F, T]`` of class ``target`` (per clip, or one for all; default: the
-        prediction) to each bin of ``magnitude``."""
+        prediction) to each bin of ``magnitude`` (``phase``: the clips' phase, for a model that hears waves)."""
         magnitude = _check_magnitude(magnitude)
-        target = resolve_target(self.model, magnitude, target)
+        target = resolve_target(self.model, magnitude, target, phase)
         with frozen(self.model):
-            return self._raw(magnitude, target).detach()
+            return self._raw(magnitude, target, self._extra(phase)).detach()
 
-    def masks(self, magnitude, target):
-        raw = self.attribute(magnitude, target)
+    def masks(self, magnitude, target, phase=None):
+        raw = self.attribute(magnitude, target, phase)
         return to_mask(raw, self.mode), raw, {}
 
-    def _raw(self, magnitude: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    def _raw(self, magnitude: torch.Tensor, target: torch.Tensor, extra: tuple) -> torch.Tensor:
         raise NotImplementedError
 
 
@@ -154,9 +159,10 @@ class Saliency(GradientMap):
 
     method = "Saliency"
 
-    def _raw(self, magnitude, target):
+    def _raw(self, magnitude, target, extra):
         # our own detached copy: switching its gradient on spares captum's warning
-        return captum.Saliency(self.forward).attribute(magnitude.requires_grad_(), target=target, abs=False)
+        return captum.Saliency(self.forward).attribute(magnitude.requires_grad_(), target=target, abs=False,
+                                                      additional_forward_args=extra or None)
 
 
 class IntegratedGradients(GradientMap):
@@ -175,10 +181,11 @@ class IntegratedGradients(GradientMap):
         super().__init__(model, mode)
         self.n_steps, self.batch_size = n_steps, batch_size
 
-    def _raw(self, magnitude, target):
+    def _raw(self, magnitude, target, extra):
         return captum.IntegratedGradients(self.forward).attribute(
             magnitude, baselines=torch.zeros_like(magnitude), target=target, n_steps=self.n_steps,
-            method="gausslegendre", internal_batch_size=max(self.batch_size, len(magnitude)))
+            method="gausslegendre", internal_batch_size=max(self.batch_size, len(magnitude)),
+            additional_forward_args=extra or None)
 
 
 class SmoothGrad(GradientMap):
@@ -193,14 +200,14 @@ class SmoothGrad(GradientMap):
         self.seed = seed
         self.n_samples, self.stdev, self.batch_size = n_samples, float(stdev), batch_size
 
-    def _raw(self, magnitude, target):
+    def _raw(self, magnitude, target, extra):
         # the noise comes from torch's global CPU generator (NoiseTunnel, also for a magnitude on a GPU): seeded
         # here, the caller's state given back
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)
-            return self._smoothed(magnitude, target)
+            return self._smoothed(magnitude, target, extra)
 
-    def _smoothed(self, magnitude, target):
+    def _smoothed(self, magnitude, target, extra):
         spread = magnitude.amax(dim=(1, 2)) - magnitude.amin(dim=(1, 2))
         spread = torch.where(spread > 0, spread, 1.0)[:, None, None]  # a constant clip: absolute noise
 
@@ -209,14 +216,14 @@ class SmoothGrad(GradientMap):
         # so captum repeats it along with each clip's noisy copies. Gaussian noise can push bins below
         # zero, which no magnitude is: clamp at 0 so that every noisy copy is a spectrogram the model
         # could meet (the gradient of a clamped bin is then 0: that copy says nothing about it).
-        def noisy_forward(scaled, spread):
-            return self.forward((scaled * spread).clamp(min=0))
+        def noisy_forward(scaled, spread, *phase):
+            return self.forward((scaled * spread).clamp(min=0), *phase)
 
         tunnel = NoiseTunnel(captum.Saliency(noisy_forward))
         grad = tunnel.attribute(
             magnitude / spread, nt_type="smoothgrad", nt_samples=self.n_samples, stdevs=self.stdev,
             nt_samples_batch_size=max(1, self.batch_size // len(magnitude)), target=target,
-            additional_forward_args=(spread,), abs=False)
+            additional_forward_args=(spread, *extra), abs=False)
         return grad / spread
 
 
@@ -227,14 +234,27 @@ class GradCAM(GradientMap):
     (``clap.audio_encoder.blocks[-1]``, ``classifier.cnn.blocks[-1]``); pass another conv layer of any
     model (``layer=model.net[3]``). The layer's bands are placed on the model's STFT with its
     ``sample_rate`` and ``n_fft``. The map is rectified *before* lifting, as in GradCAM.
+
+    On a wrapped model (:func:`audiox.models.wrapped.wrap`), ``layer`` is the name of one of its ``layers``
+    (default: the last). Its maps ``[B, C, R, time]`` have no frequency axis the wrapper could know (a
+    framewise model's ``R`` is time *within* a frame), so GradCAM there is a map of *when* only: rectified, averaged
+    over ``R``, spread evenly over the clip's frames, the same in every frequency bin.
     """
 
     method = "GradCAM"
     mode = "positive"
 
-    def __init__(self, model, layer: nn.Module | None = None, mode: str | None = None):
+    def __init__(self, model, layer: nn.Module | str | None = None, mode: str | None = None):
         super().__init__(model, mode)
-        if layer is None:
+        self.wrapped = needs_phase(model)
+        if self.wrapped:
+            names = list(model.layers)
+            if not names:
+                raise ValueError("GradCAM reads a hidden layer: wrap the model with layers=[...] naming one.")
+            layer = names[-1] if layer is None else layer
+            if layer not in names:
+                raise ValueError(f"layer={layer!r} is not one of the wrapped model's layers {names}.")
+        elif layer is None:
             cnns = [m for m in model.modules() if isinstance(m, LogMelCNN)] if isinstance(model, nn.Module) else []
             if not cnns:
                 raise ValueError("no LogMelCNN in the model; pass the conv layer to explain, e.g. "
@@ -244,29 +264,45 @@ class GradCAM(GradientMap):
 
     def on(self, model) -> "GradCAM":
         """GradCAM of the same layer (by name) in another model, e.g. a randomised copy."""
-        names = {m: n for n, m in self.model.named_modules()}
         other = super().on(model)
-        other.layer = model.get_submodule(names[self.layer])
+        if not self.wrapped:
+            names = {m: n for n, m in self.model.named_modules()}
+            other.layer = model.get_submodule(names[self.layer])
         return other
 
-    def layer_map(self, magnitude: torch.Tensor, target=None) -> torch.Tensor:
+    def layer_map(self, magnitude: torch.Tensor, target=None, phase: torch.Tensor | None = None) -> torch.Tensor:
         """The signed GradCAM map on the layer's grid, ``[B, bands, frames]``."""
         magnitude = _check_magnitude(magnitude)
-        target = resolve_target(self.model, magnitude, target)
+        target = resolve_target(self.model, magnitude, target, phase)
         with frozen(self.model):
+            if self.wrapped:
+                return self._wrapped_map(magnitude, target, phase)
             cam = captum.LayerGradCam(self.forward, self.layer).attribute(magnitude, target=target)
         if cam.ndim != 4:
             raise ValueError(f"GradCAM needs a conv layer with maps [B, C, bands, frames], got {tuple(cam.shape)}.")
         return cam[:, 0].detach()  # captum sums over channels, keeping a channel axis of 1
 
+    def _wrapped_map(self, magnitude, target, phase) -> torch.Tensor:
+        # by hand, not captum's LayerGradCam: a framewise module's layer runs on [B * frames, ...], not on the
+        # batch captum attributes, and the wrapper's hooks already give each map as [B, C, R, time]
+        model = self.model
+        magnitude = magnitude.requires_grad_()
+        logits, outputs = model.wave_to_logits_and_outputs(model._waves(magnitude, phase))
+        raw = outputs[self.layer]
+        grads = torch.autograd.grad(logits.gather(1, target[:, None]).sum(), raw)
+        maps, grads = (model.hidden_layout(list(x), len(magnitude), self.layer) for x in (raw, grads))
+        return (grads.mean(dim=(2, 3), keepdim=True) * maps).sum(dim=1).detach()  # [B, R, time]
+
     def _lift(self, cam: torch.Tensor, n_frames: int) -> torch.Tensor:
+        if self.wrapped:  # no frequency axis: one band, the same value in every linear bin
+            cam = cam.mean(dim=1, keepdim=True)
         return audio.mel_to_linear(cam, self.model.sample_rate, self.model.n_fft, n_frames)
 
-    def attribute(self, magnitude: torch.Tensor, target=None) -> torch.Tensor:
-        return self._lift(self.layer_map(magnitude, target), magnitude.shape[-1])
+    def attribute(self, magnitude: torch.Tensor, target=None, phase: torch.Tensor | None = None) -> torch.Tensor:
+        return self._lift(self.layer_map(magnitude, target, phase), magnitude.shape[-1])
 
-    def masks(self, magnitude, target):
-        cam = self.layer_map(magnitude, target)
+    def masks(self, magnitude, target, phase=None):
+        cam = self.layer_map(magnitude, target, phase)
         rectified = cam.relu() if self.mode == "positive" else cam.abs()
         n_frames = magnitude.shape[-1]
         return to_mask(self._lift(rectified, n_frames), self.mode), self._lift(cam, n_frames), {}

@@ -43,7 +43,7 @@ from torch.nn import functional as F
 
 from .batching import batched
 from .explain import Explainer
-from .models.base import parameter_device
+from .models.base import needs_phase, parameter_device, spec_logits, spec_logits_and_hidden
 from .models.train import History, fit, minibatches
 from .nmf import component_masks
 
@@ -100,9 +100,11 @@ class Interpreter(nn.Module):
 
         Its weights are drawn on the CPU and then moved, so a seeded interpreter starts from the same
         weights on any device."""
-        probe = classifier.spectrogram(torch.zeros(classifier.sample_rate // 2) + 1e-3)[0]
+        # a quiet tone: any clip the classifier accepts tells the maps' shapes
+        tone = 1e-2 * torch.sin(torch.arange(classifier.sample_rate // 2) * 0.1)
+        probe, phase = classifier.spectrogram(tone)
         with torch.no_grad():
-            hidden = classifier.logits_and_hidden(probe)[1]
+            hidden = spec_logits_and_hidden(classifier, probe, phase)[1]
         if W.ndim != 2 or W.shape[0] != probe.shape[1]:
             raise ValueError(f"W must be an NMF dictionary [F={probe.shape[1]}, K] on the classifier's STFT, "
                              f"got {tuple(W.shape)}.")
@@ -122,9 +124,11 @@ class Interpreter(nn.Module):
         return InterpreterOutput(activations, self.head(activations.mean(dim=-1)))
 
 
-def features(classifier, magnitude: torch.Tensor, layers: Sequence[int]) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """The classifier's logits and its tapped hidden maps averaged over frequency, ``[B, C_i, T_i]``."""
-    logits, hidden = classifier.logits_and_hidden(magnitude)
+def features(classifier, magnitude: torch.Tensor, layers: Sequence[int],
+             phase: torch.Tensor | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """The classifier's logits and its tapped hidden maps averaged over frequency, ``[B, C_i, T_i]`` (``phase``:
+    the clips' phase, for a model that hears waves)."""
+    logits, hidden = spec_logits_and_hidden(classifier, magnitude, phase)
     return logits, [hidden[i].mean(dim=2) for i in layers]
 
 
@@ -145,6 +149,8 @@ def train_interpreter(
     by_design: bool = False,
     train_labels: torch.Tensor | None = None,
     val_labels: torch.Tensor | None = None,
+    train_phase: torch.Tensor | None = None,
+    val_phase: torch.Tensor | None = None,
     epochs: int = 20,
     batch_size: int = 32,
     lr: float = 5e-3,
@@ -161,10 +167,14 @@ def train_interpreter(
     ``fidelity_weights[1]`` (0.5 then 1.0 in the paper): first the components learn to describe
     the audio, then the decision. Validation keeps the epoch
     with the best top-1 fidelity (by design: fidelity plus the classifier's accuracy).
+    A model that hears waves (a wrapped model) needs the clips' phases too: ``train_phase``, ``val_phase``.
     """
     W = interpreter.dictionary
     if by_design and (train_labels is None or val_labels is None):
         raise ValueError("by_design=True trains the classifier too: pass train_labels and val_labels.")
+    if needs_phase(classifier) and (train_phase is None or val_phase is None or by_design):
+        raise ValueError("a wrapped model hears waves: pass train_phase and val_phase (model.spectrogram(waves)[1]); "
+                         "by_design training is for the course's own classifiers.")
     # everything where the interpreter is: the batches are indexed there, labels included
     device = W.device
     train_magnitude, val_magnitude = train_magnitude.to(device), val_magnitude.to(device)
@@ -173,8 +183,12 @@ def train_interpreter(
     layers, n_frames = interpreter.layers, train_magnitude.shape[-1]
     if not by_design:
         classifier.eval()
-        frozen_logits, frozen_maps = batched(lambda m: features(classifier, m, layers), train_magnitude,
-                                             batch_size=256)
+        if needs_phase(classifier):
+            frozen_logits, frozen_maps = batched(lambda m, p: features(classifier, m, layers, p), train_magnitude,
+                                                 train_phase.to(device), batch_size=64)
+        else:
+            frozen_logits, frozen_maps = batched(lambda m: features(classifier, m, layers), train_magnitude,
+                                                 batch_size=256)
     model = nn.ModuleDict({"interpreter": interpreter, **({"classifier": classifier} if by_design else {})})
 
     def batches(epoch):
@@ -196,7 +210,8 @@ def train_interpreter(
         return interpreter_loss(W, magnitude, frozen_logits[idx], out, weight)
 
     def evaluate(model):
-        classifier_logits, interpreter_logits = predict(classifier, interpreter, val_magnitude)
+        classifier_logits, interpreter_logits = predict(classifier, interpreter, val_magnitude,
+                                                        phase=None if val_phase is None else val_phase.to(device))
         score = fidelity(classifier_logits, interpreter_logits, k=1)
         if by_design:
             score += float((classifier_logits.argmax(-1) == val_labels).float().mean())
@@ -208,12 +223,16 @@ def train_interpreter(
     return history
 
 
-def predict(classifier, interpreter: Interpreter, magnitude: torch.Tensor, batch_size: int = 256):
-    """Classifier logits and interpreter logits ``[N, C]`` of many magnitudes, in batches."""
-    def both(chunk):
-        logits, maps = features(classifier, chunk, interpreter.layers)
+def predict(classifier, interpreter: Interpreter, magnitude: torch.Tensor, batch_size: int = 256,
+            phase: torch.Tensor | None = None):
+    """Classifier logits and interpreter logits ``[N, C]`` of many magnitudes, in batches (``phase`` for a model
+    that hears waves)."""
+    def both(chunk, *phase_chunk):
+        logits, maps = features(classifier, chunk, interpreter.layers, *phase_chunk)
         return logits, interpreter(maps, chunk.shape[-1]).logits
 
+    if needs_phase(classifier):
+        return batched(both, magnitude, phase, batch_size=min(batch_size, 64))
     return batched(both, magnitude, batch_size=batch_size)
 
 
@@ -287,9 +306,9 @@ class L2I(Explainer):
         self.interpreter = interpreter if interpreter is not None else shipped_interpreter(model)
         self.top, self.threshold = top, threshold
 
-    def masks(self, magnitude, target):
+    def masks(self, magnitude, target, phase=None):
         with torch.no_grad():
-            _, maps = features(self.model, magnitude, self.interpreter.layers)
+            _, maps = features(self.model, magnitude, self.interpreter.layers, phase)
             out = self.interpreter(maps, magnitude.shape[-1])
         scores = relevance(self.interpreter, out.activations, target)
         chosen = relevant_components(scores, self.top, self.threshold)
@@ -298,10 +317,11 @@ class L2I(Explainer):
 
 
 @torch.no_grad()
-def removal_drop(classifier, magnitude: torch.Tensor, mask: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+def removal_drop(classifier, magnitude: torch.Tensor, mask: torch.Tensor, target: torch.Tensor,
+                 phase: torch.Tensor | None = None) -> torch.Tensor:
     """Faithfulness: drop of the probability of ``target`` when the masked part is removed, ``p(X) - p((1 - M) X)``."""
-    before = classifier.spec_to_logits(magnitude).softmax(-1)
-    after = classifier.spec_to_logits((1 - mask) * magnitude).softmax(-1)
+    before = spec_logits(classifier, magnitude, phase).softmax(-1)
+    after = spec_logits(classifier, (1 - mask) * magnitude, phase).softmax(-1)
     index = target[:, None]
     return (before.gather(1, index) - after.gather(1, index))[:, 0]
 

@@ -56,7 +56,7 @@ from . import audio
 from .config import random_state_kept
 from .batching import batched
 from .explain import Explainer, Explanation, resolve_target
-from .models.base import frozen, parameter_device, prepare_waves
+from .models.base import frozen, parameter_device, prepare_waves, wave_logits
 from .models.classifiers import encode_all, predict_latent
 
 #: captum methods :func:`attribute` can use, by name; Integrated Gradients is the paper's.
@@ -298,8 +298,7 @@ class DecodedClassifier(torch.nn.Module):
     def forward(self, latent: torch.Tensor) -> torch.Tensor:
         wave = self.codec.decode(latent)
         wave = audio.resample(wave, self.codec.sample_rate, self.classifier.sample_rate)
-        magnitude = audio.stft(wave, self.classifier.n_fft, self.classifier.hop_length).abs()
-        return self.classifier.spec_to_logits(magnitude)
+        return wave_logits(self.classifier, wave)  # a wrapped model hears the decoded wave itself
 
 
 def _reads_waves(model) -> bool:
@@ -411,7 +410,7 @@ class LatentAttribution(Explainer):
         clip = audio.resample(waves, codec.sample_rate, rate)
         magnitude, phase = audio.magnitude_phase(clip, n_fft, hop)
         if self.reads_waves:
-            target = resolve_target(self.model, magnitude, target)
+            target = resolve_target(self.model, magnitude, target, phase)
         else:
             logits = predict_latent(self.model, latent)
             target = logits.argmax(-1) if target is None else resolve_target(self.model, logits, target)

@@ -43,7 +43,10 @@ FULL: dict[str, tuple[str, tuple[str, ...], bool] | None] = {
     "04": ("LAION-CLAP and a decoder trained here on ESC-50, about 2.5 GB; use a GPU runtime", ("laion-clap",), True),
     "05": ("EnCodec 24 kHz and a classifier trained here on spoken digits; use a GPU runtime", ("encodec",), True),
     "06": None,
+    "07": None,
 }
+#: notebook number -> what colab_install.py installs for it in either profile (its solutions too)
+ALWAYS: dict[str, tuple[str, ...]] = {"07": ("pretrained",)}
 
 
 def version() -> str:
@@ -89,7 +92,7 @@ def setup_cell(path: Path) -> str:
         ]
     else:
         lines.append("import sys")
-    needs = "".join(f" {n}" for n in profile[1]) if profile else ""
+    needs = "".join(f" {n}" for n in (*ALWAYS.get(path.name[:2], ()), *(profile[1] if profile else ())))
     lines += [
         'if "google.colab" in sys.modules:',
         f"    !test -d {CLONE} || git -c advice.detachedHead=false clone -q --depth 1 -b {tag()} {REPO_URL} {CLONE}",

