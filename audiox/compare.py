@@ -40,9 +40,8 @@ import torch
 from tqdm.auto import tqdm
 
 from . import metrics
-from .batching import batched
 from .explain import Explanation, resolve_target
-from .models.base import needs_phase, spec_logits
+from .models.base import batched_with_phase, spec_logits
 
 #: The matched sizes of notebook 06: each method's top share of time-frequency bins.
 SIZES = (0.05, 0.1, 0.2, 0.4)
@@ -80,11 +79,8 @@ def explainers_for(model, names=None, **options) -> dict:
 def probabilities(model, magnitude: torch.Tensor, batch_size: int = 32, phase: torch.Tensor | None = None) -> torch.Tensor:
     """Class probabilities ``[B, C]`` of (masked) magnitudes: one softmax of the model's logits, in batches
     (``phase``: the clips' phase, for a model that hears waves)."""
-    if needs_phase(model):
-        logits = batched(lambda m, p: spec_logits(model, m, p), magnitude, phase, batch_size=batch_size)
-    else:
-        logits = batched(model.spec_to_logits, magnitude, batch_size=batch_size)
-    return metrics.class_probabilities(logits)
+    return metrics.class_probabilities(
+        batched_with_phase(lambda m, p: spec_logits(model, m, p), model, magnitude, phase, batch_size))
 
 
 def faithfulness(model, explanation: Explanation, p: torch.Tensor | None = None, batch_size: int = 32,

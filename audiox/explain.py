@@ -49,8 +49,7 @@ from dataclasses import dataclass, field, fields, replace
 import torch
 
 from . import audio
-from .batching import batched
-from .models.base import needs_phase, spec_logits
+from .models.base import batched_with_phase, spec_logits
 
 #: The methods by name: where the class lives, what it explains, what it needs. Data, not imports.
 EXPLAINERS = {
@@ -251,9 +250,7 @@ def resolve_target(model, magnitude: torch.Tensor, target=None, phase: torch.Ten
     """
     batch, device = len(magnitude), magnitude.device
     if target is None:
-        if needs_phase(model):
-            return batched(lambda m, p: spec_logits(model, m, p), magnitude, phase, batch_size=32).argmax(dim=-1)
-        return batched(model.spec_to_logits, magnitude, batch_size=32).argmax(dim=-1)
+        return batched_with_phase(lambda m, p: spec_logits(model, m, p), model, magnitude, phase).argmax(dim=-1)
     classes = getattr(model, "classes", None)
     if isinstance(target, str):
         target = _class_index(classes, target)

@@ -41,9 +41,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .batching import batched
 from .explain import Explainer
-from .models.base import needs_phase, parameter_device, spec_logits, spec_logits_and_hidden
+from .models.base import batched_with_phase, needs_phase, parameter_device, spec_logits, spec_logits_and_hidden
 from .models.train import History, fit, minibatches
 from .nmf import component_masks
 
@@ -183,12 +182,10 @@ def train_interpreter(
     layers, n_frames = interpreter.layers, train_magnitude.shape[-1]
     if not by_design:
         classifier.eval()
-        if needs_phase(classifier):
-            frozen_logits, frozen_maps = batched(lambda m, p: features(classifier, m, layers, p), train_magnitude,
-                                                 train_phase.to(device), batch_size=64)
-        else:
-            frozen_logits, frozen_maps = batched(lambda m: features(classifier, m, layers), train_magnitude,
-                                                 batch_size=256)
+        phase = None if train_phase is None else train_phase.to(device)
+        frozen_logits, frozen_maps = batched_with_phase(lambda m, p: features(classifier, m, layers, p), classifier,
+                                                        train_magnitude, phase,
+                                                        batch_size=64 if needs_phase(classifier) else 256)
     model = nn.ModuleDict({"interpreter": interpreter, **({"classifier": classifier} if by_design else {})})
 
     def batches(epoch):
@@ -227,13 +224,12 @@ def predict(classifier, interpreter: Interpreter, magnitude: torch.Tensor, batch
             phase: torch.Tensor | None = None):
     """Classifier logits and interpreter logits ``[N, C]`` of many magnitudes, in batches (``phase`` for a model
     that hears waves)."""
-    def both(chunk, *phase_chunk):
-        logits, maps = features(classifier, chunk, interpreter.layers, *phase_chunk)
+    def both(chunk, phase_chunk):
+        logits, maps = features(classifier, chunk, interpreter.layers, phase_chunk)
         return logits, interpreter(maps, chunk.shape[-1]).logits
 
-    if needs_phase(classifier):
-        return batched(both, magnitude, phase, batch_size=min(batch_size, 64))
-    return batched(both, magnitude, batch_size=batch_size)
+    return batched_with_phase(both, classifier, magnitude, phase,
+                              batch_size=min(batch_size, 64) if needs_phase(classifier) else batch_size)
 
 
 def fidelity(classifier_logits: torch.Tensor, interpreter_logits: torch.Tensor, k: int = 1) -> float:

@@ -156,6 +156,17 @@ def spec_logits_and_hidden(model, magnitude: torch.Tensor, phase: torch.Tensor |
     return model.logits_and_hidden(magnitude, phase) if needs_phase(model) else model.logits_and_hidden(magnitude)
 
 
+def batched_with_phase(fn, model, magnitude: torch.Tensor, phase: torch.Tensor | None = None, batch_size: int = 32):
+    """:func:`audiox.batching.batched` of ``fn(magnitude_chunk, phase_chunk)`` over many magnitudes, the phase split
+    with them where ``model`` needs it (``None`` otherwise): the one batching loop of every caller that may meet a
+    wave model."""
+    from ..batching import batched
+
+    if needs_phase(model):
+        return batched(fn, magnitude, phase, batch_size=batch_size)
+    return batched(lambda chunk: fn(chunk, None), magnitude, batch_size=batch_size)
+
+
 def wave_logits(model, wave: torch.Tensor) -> torch.Tensor:
     """Logits ``[B, C]`` of waves ``[B, T]`` at the model's rate, differentiable: a wave model hears the wave itself,
     a spectrogram model its magnitude (for gradients through a codec's decoder, :mod:`audiox.latent`)."""
