@@ -10,7 +10,7 @@ export AUDIOX_PROFILE ?= offline
 # GPU cells (tag `gpu`) train at AUDIOX_BUDGET: `ci` in the tests, two epochs on a few clips, so CI executes them.
 TEST_ENV := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 MPLBACKEND=Agg PYTHONHASHSEED=0 AUDIOX_BUDGET=ci
 
-.PHONY: install course test test-gpu test-colab test-unit test-notebooks notebooks bench zoo clean
+.PHONY: install course test test-gpu test-colab test-unit test-notebooks notebooks site bench zoo clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -18,7 +18,7 @@ $(BIN)/python:
 $(STAMP): pyproject.toml Makefile | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet $(TORCH_PINS)
-	$(BIN)/python -m pip install --quiet -e ".[full,dev,pretrained]"
+	$(BIN)/python -m pip install --quiet -e ".[full,dev,pretrained,site]"
 	# laion-clap declares numpy<2 but runs with numpy 2: install it without its pins.
 	$(BIN)/python -m pip install --quiet --no-deps laion-clap==1.1.7
 	$(BIN)/python -m ipykernel install --user --name audiox --display-name "Python (audiox)" >/dev/null
@@ -53,6 +53,11 @@ test-notebooks: install
 # Re-execute every notebook in place (outputs committed so plots render on GitHub).
 notebooks: install
 	$(BIN)/python benchmarks/notebooks.py --inplace
+
+# The course site from the executed notebooks (nothing is executed), offline, into build/site/_build/html;
+# `python scripts/site.py --serve` serves it, `--screenshots` rewrites docs/site-*.png.
+site: install
+	$(BIN)/python scripts/site.py
 
 bench: install
 	$(BIN)/python benchmarks/synth.py

@@ -245,8 +245,8 @@ def test_the_advice_check_tells_ours_from_others():
 
 def _texts():
     paths = [*ROOT.glob("audiox/**/*.py"), *ROOT.glob("scripts/*.py"), *ROOT.glob("benchmarks/*.py"),
-             *ROOT.glob("tests/*.py"), ROOT / "README.md", ROOT / "Makefile", ROOT / "environment.yml",
-             ROOT / "pyproject.toml"]
+             *ROOT.glob("tests/*.py"), ROOT / "README.md", *ROOT.glob("docs/**/*.md"), ROOT / "Makefile",
+             ROOT / "environment.yml", ROOT / "pyproject.toml"]
     for path in paths:
         if path.resolve() != Path(__file__).resolve():
             yield path, path.read_text(encoding="utf-8")
