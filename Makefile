@@ -60,6 +60,7 @@ site: install
 	$(BIN)/python scripts/site.py
 
 bench: install
+	$(BIN)/python -m pip install --quiet -e ".[bench]"
 	$(BIN)/python benchmarks/synth.py
 	$(BIN)/python benchmarks/concepts_solver.py
 	$(BIN)/python benchmarks/nmf.py

@@ -24,7 +24,6 @@ import argparse
 import os
 import platform
 import statistics
-import time
 import warnings
 from pathlib import Path
 
@@ -36,27 +35,10 @@ from threadpoolctl import threadpool_limits
 from audiox import nmf
 from audiox.config import device as pick_device
 from audiox.data.synth import SynthSounds
-from results_io import result_path, write_result
+from results_io import result_path, timed, write_result
 
 
 SKLEARN = {"euclidean": {}, "kl": {"solver": "mu", "beta_loss": "kullback-leibler"}}
-
-
-def synchronise(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-
-
-def timed(fn, device):
-    """``fn()``, its wall-clock seconds, its process CPU seconds and the 1-minute load average before and after."""
-    load = os.getloadavg()[0]
-    synchronise(device)
-    start, cpu = time.perf_counter(), time.process_time()
-    out = fn()
-    synchronise(device)
-    timing = {"seconds": round(time.perf_counter() - start, 2), "cpu_seconds": round(time.process_time() - cpu, 2),
-              "load_average": [round(load, 2), round(os.getloadavg()[0], 2)]}
-    return out, timing
 
 
 def compare(V: torch.Tensor, k: int, beta: str, device: torch.device, max_iter: int, repeats: int) -> dict:
