@@ -18,21 +18,24 @@ from __future__ import annotations
 
 import html.parser
 import importlib.util
-import json
 import re
 from pathlib import Path
 from urllib.parse import unquote, urldefrag, urljoin, urlparse
 
+import nbformat
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 _spec = importlib.util.spec_from_file_location("site_script", ROOT / "scripts" / "site.py")
 site = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(site)
+# the static players are counted as tests/test_static_audio.py reads them from a saved notebook
+_spec = importlib.util.spec_from_file_location("static_audio", ROOT / "tests" / "test_static_audio.py")
+static_audio = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(static_audio)
 
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")) + sorted(
     (ROOT / "notebooks" / "solutions").glob("[0-9][0-9]_*.ipynb"))
-AUDIO_TAG = re.compile(r"<audio\b")
 
 
 @pytest.fixture(scope="module")
@@ -69,13 +72,8 @@ def parsed(path: Path) -> _Ids:
 
 
 def static_players(notebook: Path) -> int:
-    nb = json.loads(notebook.read_text(encoding="utf-8"))
-    count = 0
-    for cell in nb["cells"]:
-        for output in cell.get("outputs", []):
-            html_copy = output.get("data", {}).get("text/html", "")
-            count += len(AUDIO_TAG.findall("".join(html_copy) if isinstance(html_copy, list) else html_copy))
-    return count
+    """How many ``<audio>`` copies the notebook's saved outputs hold (as tests/test_static_audio.py reads them)."""
+    return sum(len(static_audio.AUDIO_TAG.findall(h)) for h in static_audio.static_html(nbformat.read(notebook, 4)))
 
 
 def test_every_notebook_is_a_page_and_the_readme_is_the_landing_page(built):
@@ -93,9 +91,9 @@ def test_every_notebook_is_a_page_and_the_readme_is_the_landing_page(built):
 def test_audio_players_keep_their_static_copies(built):
     for notebook in NOTEBOOKS:
         page = (built / notebook.relative_to(ROOT).with_suffix(".html")).read_text(encoding="utf-8")
-        assert len(AUDIO_TAG.findall(page)) == static_players(notebook), (
+        assert len(static_audio.AUDIO_TAG.findall(page)) == static_players(notebook), (
             f"{notebook.name}: {static_players(notebook)} static players in the notebook, "
-            f"{len(AUDIO_TAG.findall(page))} <audio> elements on its page")
+            f"{len(static_audio.AUDIO_TAG.findall(page))} <audio> elements on its page")
 
 
 def test_internal_links_resolve(built):
