@@ -7,7 +7,9 @@ gives about 90 active concepts at l1 = 0.05, as the paper reports for its 2,000-
 
 Rows (each timed ``--repeats`` times, the solvers interleaved, median reported, the load average recorded):
 
-* **audiox ADMM**: :func:`audiox.concepts.decompose` on the whole batch (its default tol 1e-4, and tol 1e-6);
+* **audiox ADMM**: :func:`audiox.concepts.decompose` on the whole batch (its default tol 2e-4, and tol 1e-6);
+* **audiox ADMM, plain loop**: the same iteration as audiox wrote it before issue 18 (the three ADMM lines as they
+  read, a fresh array per operation, the SVD of C), kept here to show what the fused loop gains: same steps;
 * **scikit-learn per clip**: SpLiCE's default path (``solver='skl'``), one ``Lasso(alpha=l1 / (2 d),
   positive=True, fit_intercept=False, max_iter=10000, tol=1e-6)`` per embedding;
 * **celer** and **skglm** per clip, the same problem (``positive=True``) at tol 1e-6;
@@ -22,6 +24,10 @@ for independent per-clip fits; for a batched method it assumes its per-clip cost
 size (with 256 columns its matrix products already run near full speed on a CPU; on a GPU pass
 ``--batched-subset 4096``). The objective gap of every row is measured
 on the 256 clips every row solved, against scikit-learn at tol 1e-10 in float64 (the reference row).
+
+A second table runs the course's own sizes: the 300 SynthSounds test clips embedded by tiny-CLAP (d = 128) over
+the offline vocabularies (123, 1,414 and 1,752 concepts) at l1 = 0.05, audiox against its plain loop, each gap
+against audiox at tol 1e-7.
 
     python benchmarks/concepts_solver.py                 # 2 threads, audiox.config.device()
     python benchmarks/concepts_solver.py --threads 16 --device cuda
@@ -43,7 +49,7 @@ from sklearn.linear_model import Lasso
 from threadpoolctl import threadpool_limits
 from torch.nn import functional as F
 
-from audiox.concepts import decompose, nonnegative_lasso, objective
+from audiox.concepts import ALPHA, CHECK_EVERY, DEFAULT_TOL, decompose, default_rho, nonnegative_lasso, objective
 from audiox.config import device as pick_device
 from results_io import RESULTS, timed, write_result
 
@@ -86,6 +92,40 @@ def skglm_lasso(l1: float, dim: int, tol: float):
     from skglm import Lasso as SkglmLasso
 
     return SkglmLasso(alpha=l1 / (2 * dim), fit_intercept=False, positive=True, tol=tol)
+
+
+@torch.no_grad()
+def plain_admm(dictionary: torch.Tensor, embeddings: torch.Tensor, l1: float, tol: float = DEFAULT_TOL,
+               max_iter: int = 1000) -> tuple[torch.Tensor, torch.Tensor]:
+    """audiox's ADMM loop as it was before issue 18: the same iterates, each line as written, fresh arrays."""
+    z = embeddings
+    p, sigma, _ = torch.linalg.svd(dictionary.cpu().double(), full_matrices=False)
+    u_factor, sigma2 = (p * sigma).float().to(z.device), (sigma**2).float().to(z.device)
+    rho = default_rho(torch.full((len(z), 1), l1, device=z.device))
+    b = z @ dictionary.T
+    q, two_bu = 2 * b / rho, 2 * (b @ u_factor)
+    inverse, threshold = 1 / (rho * (sigma2 + rho / 2)), l1 / rho
+    s = torch.zeros_like(b)
+    final_s, iterations = torch.empty_like(b), torch.full((len(z),), max_iter, device=z.device)
+    running = torch.arange(len(z), device=z.device)
+    w = torch.relu(s - threshold)
+    for step in range(1, max_iter + 1):
+        m = (two_bu + rho * ((2 * w - s) @ u_factor)) * inverse
+        s_next = torch.addmm(torch.lerp(s, q + w, ALPHA), m, u_factor.T, alpha=-ALPHA)
+        w_next = torch.relu(s_next - threshold)
+        if step % CHECK_EVERY == 0 or step == max_iter:
+            scale = tol * s.norm(dim=1)
+            done = ((s_next - s).norm(dim=1) / ALPHA <= scale) & ((w_next - w).norm(dim=1) <= scale)
+            finished = done | (step == max_iter)
+            if finished.any():
+                final_s[running[finished]], iterations[running[finished]] = s_next[finished], step
+                keep = ~finished
+                if not keep.any():
+                    break
+                running, s_next, w_next = running[keep], s_next[keep], w_next[keep]
+                q, two_bu, inverse, threshold, rho = q[keep], two_bu[keep], inverse[keep], threshold[keep], rho[keep]
+        s, w = s_next, w_next
+    return torch.relu(final_s - l1 / default_rho(torch.tensor(l1))), iterations
 
 
 @torch.no_grad()
@@ -132,6 +172,35 @@ def fista(dictionary: torch.Tensor, embeddings: torch.Tensor, l1: float, tol: fl
     return w, step
 
 
+def course_sizes(repeats: int, device: torch.device, l1: float = 0.05) -> list[dict]:
+    """audiox against its plain loop on the course's own problem: 300 test clips, each offline vocabulary."""
+    import audiox
+    from audiox import concepts, vocab, zeroshot
+
+    clap = audiox.load_clap()
+    corpus_emb, _ = zeroshot.embed_dataset(clap, audiox.load_dataset("synth", split="train"), progress=False)
+    emb, _ = zeroshot.embed_dataset(clap, audiox.load_dataset("synth", split="test"), progress=False)
+    z = concepts.centre(emb, concepts.audio_mean(None, corpus_emb)).to(device)
+    rows = []
+    for name in vocab.VOCABULARIES:
+        vectors = concepts.concept_dictionary(clap, vocab.load_vocabulary(name)).vectors.to(device)
+        reference = nonnegative_lasso(z, vectors, l1, tol=1e-7, max_iter=50_000).objective.double()
+        solvers = {"audiox": lambda: decompose(z, vectors, l1=l1), "plain loop": lambda: plain_admm(vectors, z, l1)[0]}
+        runs, outputs = {k: [] for k in solvers}, {}
+        for _ in range(repeats):
+            for key, solve in solvers.items():
+                outputs[key], timing = timed(solve, device)
+                runs[key].append(timing)
+        row = {"vocabulary": name, "n_concepts": len(vectors), "clips": len(z), "dim": z.shape[1], "l1": l1,
+               "steps": round(float(nonnegative_lasso(z, vectors, l1).iterations.float().mean()), 1)}
+        for key in solvers:
+            f = objective(z.double(), vectors.double(), outputs[key].double(), l1)
+            row[key] = {"seconds": statistics.median(t["seconds"] for t in runs[key]),
+                        "max_relative_gap": float(((f - reference) / reference).max()), "runs": runs[key]}
+        rows.append(row)
+    return rows
+
+
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n-embeddings", type=int, default=4096)
@@ -145,6 +214,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--device", default=None, help="default: audiox.config.device()")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--skip-course", action="store_true", help="skip the course-size table (needs the offline data)")
     args = parser.parse_args(argv)
     if not args.subset <= args.batched_subset <= args.n_embeddings:
         parser.error("need --subset <= --batched-subset <= --n-embeddings: every row's gap is measured on the subset")
@@ -159,8 +229,10 @@ def main(argv=None) -> dict:
 
     # every row: (name, clips it solves, function returning weights of those clips, extra info)
     rows = {
-        "audiox batched ADMM (tol 1e-4, default)": (n, lambda: decompose(z, vectors, l1=l1).cpu()),
+        f"audiox batched ADMM (tol {DEFAULT_TOL:.0e}, default)": (n, lambda: decompose(z, vectors, l1=l1).cpu()),
         "audiox batched ADMM (tol 1e-6)": (n, lambda: decompose(z, vectors, l1=l1, tol=1e-6, max_iter=5000).cpu()),
+        f"audiox ADMM, plain loop (before #18, tol {DEFAULT_TOL:.0e})": (
+            n, lambda: plain_admm(vectors, z, l1)[0].cpu()),
         "scikit-learn per clip (SpLiCE default)": (
             len(subset), lambda: per_clip(sklearn_lasso(l1, d, 1e-6), dictionary, embeddings[subset])),
         "celer per clip (tol 1e-6)": (len(subset), lambda: per_clip(celer_lasso(l1, d, 1e-6), dictionary,
@@ -202,6 +274,8 @@ def main(argv=None) -> dict:
     for row in table:
         row["speedup_over_sklearn"] = round(sk / row["seconds_full_batch"], 2)
     steps = nonnegative_lasso(z[subset.to(device)], vectors, l1).iterations.float()
+    with threadpool_limits(args.threads):
+        course = [] if args.skip_course else course_sizes(args.repeats, device)
 
     result = {
         "problem": {"n_embeddings": n, "n_concepts": args.n_concepts, "dim": d, "l1": l1, "seed": args.seed,
@@ -209,6 +283,7 @@ def main(argv=None) -> dict:
         "reference": {"solver": "scikit-learn per clip, tol 1e-10, float64", **reference_timing},
         "rows": table,
         "audiox_admm_steps": {"mean": round(float(steps.mean()), 1), "max": int(steps.max())},
+        "course_sizes": course,
         "environment": {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else device.type,
                         "threads": args.threads, "cpu_count": os.cpu_count(), "torch": torch.__version__,
                         "sklearn": __import__("sklearn").__version__, "celer": __import__("celer").__version__,
@@ -219,14 +294,24 @@ def main(argv=None) -> dict:
     print(f"non-negative lasso, {n:,} embeddings x {args.n_concepts:,} concepts, d={d}, l1={l1}, {args.threads} "
           f"threads, device={result['environment']['device']}; median of {args.repeats} interleaved runs; gap on "
           f"{len(subset)} clips against scikit-learn at tol 1e-10 (float64)")
-    print(f"{'solver':<42} {f's ({n:,} clips)':>16} {'vs sklearn':>11} {'max gap':>9} {'active':>7} {'load':>10}")
+    print(f"{'solver':<50} {f's ({n:,} clips)':>16} {'vs sklearn':>11} {'max gap':>9} {'active':>7} {'load':>10}")
     for row in table:
         load = max(max(t["load_average"]) for t in row["runs"])
-        print(f"{row['solver']:<42} {row['seconds_full_batch']:>15.2f}{'*' if row['scaled'] else ' '} "
+        print(f"{row['solver']:<50} {row['seconds_full_batch']:>15.2f}{'*' if row['scaled'] else ' '} "
               f"{row['speedup_over_sklearn']:>10.2f}x {row['max_relative_gap']:>9.1e} {row['mean_active']:>7} "
               f"{load:>10.2f}")
     print(f"* solved {len(subset)} (per-clip loops) or {len(batched_subset)} (batched peers) clips, time scaled "
           f"linearly to {n:,}; load: the highest 1-minute load average seen during that row's runs")
+    if course:
+        print(f"\ncourse sizes: {course[0]['clips']} SynthSounds test clips, tiny-CLAP d={course[0]['dim']}, "
+              f"l1={course[0]['l1']}; gap against audiox at tol 1e-7")
+        print(f"{'vocabulary':<10} {'K':>6} {'steps':>6} {'audiox s':>9} {'plain loop s':>13} {'speedup':>8} "
+              f"{'audiox gap':>11} {'plain gap':>10}")
+        for row in course:
+            a, p = row["audiox"], row["plain loop"]
+            print(f"{row['vocabulary']:<10} {row['n_concepts']:>6,} {row['steps']:>6} {a['seconds']:>9.3f} "
+                  f"{p['seconds']:>13.3f} {p['seconds'] / a['seconds']:>7.2f}x {a['max_relative_gap']:>11.1e} "
+                  f"{p['max_relative_gap']:>10.1e}")
     write_result(args.out, result)
     return result
 

@@ -363,3 +363,31 @@ def test_dictionary_object_and_tensor_give_the_same_weights(dictionary):
     z = F.normalize(torch.randn(4, 128, generator=torch.Generator().manual_seed(1)), dim=-1)
     assert isinstance(dictionary, ConceptDictionary)
     assert torch.allclose(decompose(z, dictionary, l1=0.1), decompose(z, dictionary.vectors, l1=0.1), atol=1e-6)
+
+
+@pytest.mark.parametrize("n_concepts,dim", [(300, 64), (40, 64)])
+def test_factor_reconstructs_the_dictionary(n_concepts, dim):
+    # ADMM's factor C = U Q^T with U^T U = S^2, also for a centred (rank-deficient) dictionary
+    vectors, _ = problem(n_concepts, dim, batch=1)
+    for c in (vectors, F.normalize(vectors - vectors.mean(0), dim=-1)):
+        u, sigma2, q, u_ones = concepts._factor(c)
+        assert u.shape == (n_concepts, min(n_concepts, dim)) and q.shape == (dim, min(n_concepts, dim))
+        assert torch.allclose(u @ q.T, c, atol=1e-5)
+        assert torch.allclose(u.T @ u, torch.diag(sigma2), atol=1e-4)
+        assert (sigma2 >= 0).all() and torch.equal(u_ones[:, :-1], u) and (u_ones[:, -1] == 1).all()
+
+
+def test_default_tol_is_within_1e_6_of_sklearn_on_a_splice_like_problem():
+    # SpLiCE's regime at a twentieth of its size: about 90 of 2,000 concepts active per clip, d = 512
+    # (benchmarks/concepts_solver.py runs it at full size against every peer)
+    g = torch.Generator().manual_seed(0)
+    vectors = F.normalize(torch.randn(2000, 512, generator=g), dim=-1)
+    vectors = F.normalize(vectors - vectors.mean(0), dim=-1)
+    chosen = torch.argsort(torch.rand(12, 2000, generator=g), dim=1)[:, :40]
+    weights = torch.zeros(12, 2000).scatter_(1, chosen, torch.rand(12, 40, generator=g) ** 2)
+    z = F.normalize(F.normalize(weights @ vectors, dim=-1) + 0.015 * torch.randn(12, 512, generator=g), dim=-1)
+    ours = decompose(z, vectors, l1=0.05)
+    f_ours = objective(z.double(), vectors.double(), ours.double(), 0.05)
+    f_ref = objective(z.double(), vectors.double(), sklearn_weights(vectors, z, 0.05), 0.05)
+    assert 60 <= (ours > 0).sum(1).float().mean() <= 130
+    assert ((f_ours - f_ref) / f_ref).max() <= 1e-6

@@ -170,6 +170,19 @@ def test_deterministic_from_a_seed(spectra):
     assert torch.equal(d.W, e.W)
 
 
+@pytest.mark.parametrize("beta", nmf.BETAS)
+def test_n_init_keeps_the_lowest_final_cost_of_its_starts(spectra, beta):
+    V = spectra[:3]
+    starts = [nmf.fit(V, 6, beta=beta, n_iter=8)] + [
+        nmf.fit(V, 6, beta=beta, n_iter=8, init="random", seed=s) for s in (1, 2)]
+    best = nmf.fit(V, 6, beta=beta, n_iter=8, n_init=3)
+    lowest = min(starts, key=lambda r: r.costs[-1])
+    assert best.costs == lowest.costs and torch.equal(best.W, lowest.W) and torch.equal(best.H, lowest.H)
+    assert len({r.costs[-1] for r in starts}) == 3  # the starts really differ
+    with pytest.raises(ValueError, match="n_init=0 must be at least 1"):
+        nmf.fit(V, 6, n_init=0)
+
+
 @pytest.mark.parametrize("bad,message", [
     (-torch.rand(4, 5), "negative values"),
     (torch.full((4, 5), float("nan")), "NaN or infinite"),
