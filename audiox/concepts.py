@@ -255,8 +255,8 @@ ALPHA = 1.6
 CHECK_EVERY = 5
 #: ADMM's default stopping tolerance on its residuals (relative to ``||s||``). Measured by
 #: benchmarks/concepts_solver.py against scikit-learn at tol 1e-10: the objective's max relative gap
-#: is about 3e-7 on SpLiCE's problem (4,096 x 2,000, d = 512; 25-30 steps). 1e-4 took 30 steps
-#: everywhere (checks come every 5) for a gap of 2e-8, far below anything a learner can see.
+#: is about 3e-7 on SpLiCE's problem (4,096 x 2,000, d = 512; 25-30 steps). There 1e-4 took 30 steps
+#: for every clip (checks come every 5) for a gap of 2e-8, far below anything a learner can see.
 DEFAULT_TOL = 2e-4
 
 

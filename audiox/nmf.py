@@ -248,7 +248,7 @@ def fit(V, n_components: int, beta: str = "euclidean", l1: float = 0.0, n_iter: 
     ``init="nndsvda"`` is deterministic; ``init="random"`` draws from ``seed`` on the CPU, so CPU
     and GPU start alike. Silent frames (all-zero columns) get ``H = 0`` without being iterated on.
     NMF is not convex: each start ends in a local minimum, and which one depends on the start
-    (and on the sweeps), by a percent or two in cost (benchmarks/nmf.py). ``n_init > 1`` fits
+    (and on the sweeps), by a percent or two in cost (benchmarks/nmf_local_minima.py). ``n_init > 1`` fits
     again from ``n_init - 1`` random starts (seeds ``seed + 1, ...``) and keeps the lowest final
     cost, as scikit-learn's ``KMeans(n_init=...)`` does.
 
